@@ -1,0 +1,1 @@
+"""Debt-help chatbot runtime: settings, retrieval, answering, dialogue, front ends."""

@@ -1,0 +1,316 @@
+"""The knowledge store: one definition shared by ingest (writer) and the bot (reader).
+
+Chroma holds the chunks. Every ingest that changes anything writes a complete
+new *version* (a fresh collection), then flips a small pointer to it. Readers
+follow the pointer, so a running bot keeps answering from the old version while
+ingest runs, and an ingest that fails or is killed half-way leaves the pointer,
+and therefore the old knowledge, untouched.
+
+Two layouts, chosen by settings:
+- embedded (default): `CHROMA_PATH/versions/<version>/` is one PersistentClient
+  directory per version and `CHROMA_PATH/CURRENT.json` is the pointer, replaced
+  atomically with os.replace. One directory per version also means the bot and
+  ingest never write the same Chroma files from two processes.
+- server (`CHROMA_HOST` set): collections `<name>__<version>` on a Chroma server;
+  the pointer is the metadata of the collection `<name>__pointer`.
+
+The pointer carries the manifest: which embedding model and dimension built the
+version, so a reader with another model fails with a clear message instead of
+returning nonsense.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import time
+import uuid
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from bot.settings import Settings
+
+MANIFEST_FORMAT = 1
+# Versions kept besides the current one: a bot that has not yet noticed the
+# newest flip can still read the one before it.
+KEEP_PREVIOUS_VERSIONS = 1
+
+
+class StoreError(RuntimeError):
+    """The knowledge store is missing or unusable; the message says what to do."""
+
+
+class StoreMissingError(StoreError):
+    pass
+
+
+class EmbeddingMismatchError(StoreError):
+    pass
+
+
+@dataclass(frozen=True)
+class Manifest:
+    """What the pointer says about the current version."""
+
+    version: str
+    collection: str
+    embedding_model: str
+    dimension: int
+    chunks: int
+    units: int
+    created_at: str
+    format: int = MANIFEST_FORMAT
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), ensure_ascii=False, sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> "Manifest":
+        data = json.loads(text)
+        known = {k: data[k] for k in cls.__dataclass_fields__ if k in data}
+        return cls(**known)
+
+
+def new_version_id() -> str:
+    # Sortable by time; the random tail keeps two ingests in one second apart.
+    return datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:6]
+
+
+def check_embedding_model(manifest: Manifest, model_name: str, dimension: int) -> None:
+    if manifest.embedding_model != model_name or manifest.dimension != dimension:
+        raise EmbeddingMismatchError(
+            f"The knowledge store was built with embedding model {manifest.embedding_model!r} "
+            f"({manifest.dimension} dimensions), but EMBEDDING_MODEL is {model_name!r} "
+            f"({dimension} dimensions). Run `python -m ingest --rebuild` to rebuild the store "
+            "with the configured model, or set EMBEDDING_MODEL back."
+        )
+
+
+class KnowledgeStore:
+    """Opens versions of the store and flips the pointer; knows nothing of retrieval."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.base_name = settings.chroma_collection
+        self.is_server = bool(settings.chroma_host)
+        self.root = Path(settings.chroma_path)
+        self._server_client = None
+        self._local_clients: dict[str, Any] = {}
+
+    # --- description ---------------------------------------------------------
+    def describe(self) -> str:
+        if self.is_server:
+            return f"Chroma server {self.settings.chroma_host}:{self.settings.chroma_port}, collection {self.base_name}"
+        return f"local Chroma at {self.root}"
+
+    # --- clients -----------------------------------------------------------------
+    def _chroma_settings(self):
+        import chromadb.config
+
+        return chromadb.config.Settings(anonymized_telemetry=False, allow_reset=False)
+
+    def _server(self):
+        if self._server_client is None:
+            import chromadb
+
+            try:
+                self._server_client = chromadb.HttpClient(
+                    host=self.settings.chroma_host,
+                    port=self.settings.chroma_port,
+                    settings=self._chroma_settings(),
+                )
+            except Exception as exc:
+                raise StoreError(
+                    f"Cannot reach the Chroma server at {self.settings.chroma_host}:"
+                    f"{self.settings.chroma_port}: {exc}"
+                ) from exc
+        return self._server_client
+
+    def _local(self, version: str):
+        client = self._local_clients.get(version)
+        if client is None:
+            import chromadb
+
+            path = self.root / "versions" / version
+            path.mkdir(parents=True, exist_ok=True)
+            client = chromadb.PersistentClient(path=str(path), settings=self._chroma_settings())
+            self._local_clients[version] = client
+        return client
+
+    def client_for(self, version: str):
+        return self._server() if self.is_server else self._local(version)
+
+    def collection_name(self, version: str) -> str:
+        # Embedded: one directory per version, so the name can stay fixed.
+        return f"{self.base_name}__{version}" if self.is_server else self.base_name
+
+    # --- pointer -----------------------------------------------------------------
+    @property
+    def _pointer_file(self) -> Path:
+        return self.root / "CURRENT.json"
+
+    @property
+    def _pointer_collection(self) -> str:
+        return f"{self.base_name}__pointer"
+
+    def pointer_token(self) -> Any:
+        """A cheap value that changes whenever the pointer may have changed."""
+        if self.is_server:
+            return self.read_manifest()
+        try:
+            st = self._pointer_file.stat()
+        except FileNotFoundError:
+            return None
+        return (st.st_mtime_ns, st.st_size, st.st_ino)
+
+    def read_manifest(self) -> Manifest | None:
+        if self.is_server:
+            try:
+                col = self._server().get_collection(self._pointer_collection, embedding_function=None)
+            except StoreError:
+                raise
+            except Exception:
+                return None
+            text = (col.metadata or {}).get("manifest")
+            return Manifest.from_json(text) if text else None
+        try:
+            return Manifest.from_json(self._pointer_file.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            return None
+
+    def require_manifest(self) -> Manifest:
+        manifest = self.read_manifest()
+        if manifest is None:
+            raise StoreMissingError(
+                f"No knowledge store at {self.describe()}. Run `python -m ingest` first "
+                "(`make setup` does it for you)."
+            )
+        return manifest
+
+    def publish(self, manifest: Manifest) -> None:
+        """Make `manifest` the current version in one atomic step."""
+        if self.is_server:
+            client = self._server()
+            col = client.get_or_create_collection(self._pointer_collection, embedding_function=None)
+            col.modify(metadata={"manifest": manifest.to_json()})
+            return
+        self.root.mkdir(parents=True, exist_ok=True)
+        tmp = self._pointer_file.with_suffix(f".{os.getpid()}.tmp")
+        tmp.write_text(manifest.to_json(), encoding="utf-8")
+        with open(tmp, "rb") as fh:
+            os.fsync(fh.fileno())
+        os.replace(tmp, self._pointer_file)
+
+    # --- versions ------------------------------------------------------------------
+    def create_version_collection(self, version: str):
+        """An empty collection for a new version (cosine space, no Chroma embedding function)."""
+        client = self.client_for(version)
+        return client.create_collection(
+            self.collection_name(version),
+            embedding_function=None,  # we always pass vectors; never Chroma's ONNX default
+            configuration={"hnsw": {"space": "cosine"}},
+            metadata={"version": version},
+        )
+
+    def open_collection(self, manifest: Manifest):
+        try:
+            return self.client_for(manifest.version).get_collection(
+                manifest.collection, embedding_function=None
+            )
+        except StoreError:
+            raise
+        except Exception as exc:
+            raise StoreError(
+                f"The knowledge store's current version {manifest.version} cannot be opened "
+                f"({exc}). Run `python -m ingest --rebuild`."
+            ) from exc
+
+    def vector_store(self, manifest: Manifest, embedder):
+        """The current version as a langchain vector store (dense retrieval goes through it)."""
+        from langchain_chroma import Chroma
+
+        return Chroma(
+            client=self.client_for(manifest.version),
+            collection_name=manifest.collection,
+            embedding_function=embedder,
+            create_collection_if_not_exists=False,
+        )
+
+    def list_versions(self) -> list[str]:
+        if self.is_server:
+            prefix = f"{self.base_name}__"
+            names = [c if isinstance(c, str) else c.name for c in self._server().list_collections()]
+            return sorted(
+                n[len(prefix):] for n in names if n.startswith(prefix) and n != self._pointer_collection
+            )
+        versions_dir = self.root / "versions"
+        if not versions_dir.is_dir():
+            return []
+        return sorted(p.name for p in versions_dir.iterdir() if p.is_dir())
+
+    def drop_version(self, version: str) -> None:
+        if self.is_server:
+            try:
+                self._server().delete_collection(self.collection_name(version))
+            except Exception:
+                pass
+            return
+        client = self._local_clients.pop(version, None)
+        if client is not None:
+            # Let chromadb release its cached system for this path before removal.
+            try:
+                client.clear_system_cache()
+            except Exception:
+                pass
+        shutil.rmtree(self.root / "versions" / version, ignore_errors=True)
+
+    def collect_garbage(self, current: str) -> list[str]:
+        """Drop versions older than the current one and the one before it, and orphans
+        left by failed runs (anything not current that is not among the newest kept)."""
+        versions = self.list_versions()
+        older = [v for v in versions if v < current]
+        keep = set(older[-KEEP_PREVIOUS_VERSIONS:]) | {current}
+        dropped = []
+        for version in versions:
+            if version not in keep:
+                self.drop_version(version)
+                dropped.append(version)
+        return dropped
+
+    def drop_everything(self) -> None:
+        """Used by `ingest --rebuild` only after a new version is published."""
+        for version in self.list_versions():
+            self.drop_version(version)
+
+
+class IngestLock:
+    """Keeps two ingests from racing on the same embedded store (no-op for a server)."""
+
+    def __init__(self, store: KnowledgeStore) -> None:
+        self._store = store
+        self._fh = None
+
+    def __enter__(self) -> "IngestLock":
+        if self._store.is_server:
+            return self
+        import fcntl
+
+        self._store.root.mkdir(parents=True, exist_ok=True)
+        self._fh = open(self._store.root / ".ingest.lock", "w")
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                fcntl.flock(self._fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                return self
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    raise StoreError("Another ingest is still running on this store; try again when it ends.")
+                time.sleep(0.2)
+
+    def __exit__(self, *exc) -> None:
+        if self._fh is not None:
+            self._fh.close()

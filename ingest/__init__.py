@@ -1,0 +1,1 @@
+"""The operator's pipeline: knowledge/ -> load -> validate -> clean -> chunk -> embed -> Chroma."""

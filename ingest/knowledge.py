@@ -1,0 +1,315 @@
+"""Load and validate knowledge/: FAQ YAML files and cleaned article Markdown.
+
+Every problem is reported with its file and line, all of them at once, so an
+operator can fix a broken file in one pass. Nothing is written when any exist.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+from ingest.cleaning import clean_text, find_mangled_text
+
+FAQ_FIELDS_REQUIRED = ("id", "title", "topic", "questions", "answer", "sources", "reviewed")
+FAQ_FIELDS_OPTIONAL = ("tags", "related")
+ID_PATTERN = re.compile(r"^[a-z0-9][a-z0-9-]{1,80}$")
+
+
+@dataclass(frozen=True)
+class Problem:
+    file: str
+    line: int
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.file}:{self.line}: {self.message}"
+
+
+class KnowledgeError(Exception):
+    """One or more knowledge files are broken; `problems` lists each with file and line."""
+
+    def __init__(self, problems: list[Problem]) -> None:
+        self.problems = problems
+        super().__init__("\n".join(str(p) for p in problems))
+
+
+@dataclass(frozen=True)
+class KnowledgeUnit:
+    """One FAQ entry or one article section: the unit that is added, updated or removed."""
+
+    id: str
+    source_type: str  # "faq" | "article"
+    title: str
+    body: str  # FAQ answer, or the section's text
+    file: str
+    line: int
+    topic: str = ""
+    heading: str = ""
+    questions: tuple[str, ...] = ()
+    tags: tuple[str, ...] = ()
+    sources: tuple[str, ...] = ()
+    related: tuple[str, ...] = ()
+    reviewed: str = ""
+    extra: dict = field(default_factory=dict, compare=False)
+
+    @property
+    def content_hash(self) -> str:
+        payload = {
+            k: getattr(self, k)
+            for k in ("id", "source_type", "title", "body", "topic", "heading", "questions",
+                      "tags", "sources", "related", "reviewed")
+        }
+        payload["file"] = self.file
+        return hashlib.sha1(json.dumps(payload, ensure_ascii=False, sort_keys=True).encode()).hexdigest()[:16]
+
+
+# --------------------------------------------------------------------------- FAQ
+def _node_line(node: yaml.Node) -> int:
+    return node.start_mark.line + 1
+
+
+def _scalar_text(node: yaml.Node) -> str | None:
+    if isinstance(node, yaml.ScalarNode):
+        return str(node.value)
+    return None
+
+
+def _string_list(node: yaml.Node) -> list[str] | None:
+    if isinstance(node, yaml.SequenceNode) and all(isinstance(n, yaml.ScalarNode) for n in node.value):
+        return [str(n.value) for n in node.value]
+    return None
+
+
+def load_faq_file(path: Path, display: str) -> tuple[list[KnowledgeUnit], list[Problem]]:
+    """Parse one FAQ file into units, keeping the line of every entry and field."""
+    problems: list[Problem] = []
+    units: list[KnowledgeUnit] = []
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        return [], [Problem(display, 1, f"not UTF-8 text ({exc.reason})")]
+    try:
+        root = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line = mark.line + 1 if mark else 1
+        return [], [Problem(display, line, f"invalid YAML: {exc.problem or exc}")]
+    if root is None:
+        return [], [Problem(display, 1, "the file is empty; expected a list of FAQ entries")]
+    if not isinstance(root, yaml.SequenceNode):
+        return [], [Problem(display, _node_line(root), "expected a list of FAQ entries (each starting with '- id: ...')")]
+
+    for entry in root.value:
+        line = _node_line(entry)
+        if not isinstance(entry, yaml.MappingNode):
+            problems.append(Problem(display, line, "each FAQ entry must be a mapping with id, title, questions, answer, ..."))
+            continue
+        fields: dict[str, yaml.Node] = {}
+        for key_node, value_node in entry.value:
+            key = str(key_node.value)
+            if key in fields:
+                problems.append(Problem(display, _node_line(key_node), f"field '{key}' appears twice in one entry"))
+            fields[key] = value_node
+        entry_id = _scalar_text(fields["id"]) if "id" in fields else None
+        label = f"entry '{entry_id}'" if entry_id else "entry"
+        entry_problems: list[Problem] = []
+
+        for key in fields:
+            if key not in FAQ_FIELDS_REQUIRED and key not in FAQ_FIELDS_OPTIONAL:
+                allowed = ", ".join(FAQ_FIELDS_REQUIRED + FAQ_FIELDS_OPTIONAL)
+                entry_problems.append(Problem(display, _node_line(fields[key]), f"{label}: unknown field '{key}' (allowed: {allowed})"))
+        for key in FAQ_FIELDS_REQUIRED:
+            if key not in fields:
+                entry_problems.append(Problem(display, line, f"{label}: missing field '{key}'"))
+
+        def scalar(key: str) -> str:
+            node = fields.get(key)
+            if node is None:
+                return ""
+            value = _scalar_text(node)
+            if value is None:
+                entry_problems.append(Problem(display, _node_line(node), f"{label}: '{key}' must be text"))
+                return ""
+            return clean_text(value)
+
+        def strings(key: str) -> list[str]:
+            node = fields.get(key)
+            if node is None:
+                return []
+            values = _string_list(node)
+            if values is None:
+                entry_problems.append(Problem(display, _node_line(node), f"{label}: '{key}' must be a list of text items"))
+                return []
+            return [clean_text(v) for v in values]
+
+        entry_id = scalar("id")
+        if "id" in fields and not ID_PATTERN.match(entry_id):
+            entry_problems.append(Problem(display, _node_line(fields["id"]),
+                                          f"entry id '{entry_id}' must be lower-case letters, digits and '-'"))
+        title, topic, answer = scalar("title"), scalar("topic"), scalar("answer")
+        questions, sources = strings("questions"), strings("sources")
+        tags, related = strings("tags"), strings("related")
+        reviewed_node = fields.get("reviewed")
+        reviewed = ""
+        if reviewed_node is not None:
+            reviewed = str(reviewed_node.value).strip()
+            try:
+                dt.date.fromisoformat(reviewed)
+            except ValueError:
+                entry_problems.append(Problem(display, _node_line(reviewed_node),
+                                              f"{label}: 'reviewed' must be a date like 2026-11-28, got '{reviewed}'"))
+        for key, value in (("title", title), ("answer", answer), ("topic", topic)):
+            if key in fields and not value and _scalar_text(fields[key]) is not None:
+                entry_problems.append(Problem(display, _node_line(fields[key]), f"{label}: '{key}' is empty"))
+        for key, values in (("questions", questions), ("sources", sources)):
+            if key in fields and not [v for v in values if v]:
+                entry_problems.append(Problem(display, _node_line(fields[key]), f"{label}: '{key}' needs at least one item"))
+        for key in ("title", "answer"):
+            if key in fields:
+                for fragment in find_mangled_text(scalar(key)):
+                    entry_problems.append(Problem(display, _node_line(fields[key]),
+                                                  f"{label}: '{key}' contains broken text {fragment!r}"))
+
+        problems.extend(entry_problems)
+        if entry_problems:
+            continue
+        units.append(KnowledgeUnit(
+            id=entry_id, source_type="faq", title=title, body=answer, file=display, line=line,
+            topic=topic, questions=tuple(q for q in questions if q), tags=tuple(tags),
+            sources=tuple(s for s in sources if s), related=tuple(related), reviewed=reviewed,
+        ))
+    return units, problems
+
+
+# ---------------------------------------------------------------------- articles
+FRONT_MATTER = re.compile(r"\A---\n(.*?)\n---\n", re.S)
+
+
+def load_article_file(path: Path, display: str) -> tuple[list[KnowledgeUnit], list[Problem]]:
+    """A cleaned article in Markdown: YAML front matter, then `## heading` sections."""
+    try:
+        text = path.read_text(encoding="utf-8").replace("\r\n", "\n")
+    except UnicodeDecodeError as exc:
+        return [], [Problem(display, 1, f"not UTF-8 text ({exc.reason})")]
+    meta: dict = {}
+    body_start_line = 1
+    match = FRONT_MATTER.match(text)
+    if match:
+        try:
+            meta = yaml.safe_load(match.group(1)) or {}
+        except yaml.MarkedYAMLError as exc:
+            line = (exc.problem_mark.line + 2) if exc.problem_mark else 1
+            return [], [Problem(display, line, f"invalid front matter: {exc.problem}")]
+        body_start_line = match.group(0).count("\n") + 1
+        text = text[match.end():]
+    if not isinstance(meta, dict):
+        return [], [Problem(display, 1, "front matter must be a mapping (title: ..., source: ...)")]
+    if meta.get("ingest") is False:
+        return [], []  # kept for the record, deliberately not indexed (e.g. unverified comments)
+    title = str(meta.get("title") or "").strip()
+    if not title:
+        return [], [Problem(display, 1, "article front matter needs a 'title'")]
+    source = str(meta.get("source") or "").strip()
+
+    problems: list[Problem] = []
+    sections: list[tuple[str, int, list[str]]] = []
+    heading, heading_line, lines = "", body_start_line, []
+    for offset, raw in enumerate(text.split("\n")):
+        line_no = body_start_line + offset
+        if raw.startswith("# ") and not raw.startswith("## "):
+            continue  # the document title repeats the front matter
+        if raw.startswith("## "):
+            if heading or any(l.strip() for l in lines):
+                sections.append((heading, heading_line, lines))
+            heading, heading_line, lines = raw[3:].strip(), line_no, []
+            continue
+        for fragment in find_mangled_text(raw):
+            problems.append(Problem(display, line_no, f"broken text {fragment!r}: repair it or mark it [原文此处有缺字]"))
+        lines.append(raw)
+    sections.append((heading, heading_line, lines))
+
+    units = []
+    stem = path.stem
+    seen: dict[str, int] = {}
+    for heading, line_no, body_lines in sections:
+        body = clean_text("\n".join(body_lines))
+        if not body:
+            continue
+        key = heading or title
+        if key in seen:
+            problems.append(Problem(display, line_no, f"section heading '{key}' repeats the one on line {seen[key]}"))
+            continue
+        seen[key] = line_no
+        unit_id = f"article-{stem}-{hashlib.sha1(key.encode()).hexdigest()[:8]}"
+        units.append(KnowledgeUnit(
+            id=unit_id, source_type="article", title=title, body=body, file=display, line=line_no,
+            heading=heading, sources=(f"原文：{heading}" if heading else f"原文：{title}",) + ((source,) if source else ()),
+            reviewed=str(meta.get("reviewed") or ""),
+        ))
+    if problems:
+        return [], problems
+    return units, []
+
+
+# -------------------------------------------------------------------------- all
+@dataclass
+class Knowledge:
+    units: list[KnowledgeUnit]
+    files: list[str]
+
+    def by_id(self) -> dict[str, KnowledgeUnit]:
+        return {u.id: u for u in self.units}
+
+
+def load_knowledge(knowledge_dir: Path) -> Knowledge:
+    """Load every FAQ and article file; raise KnowledgeError listing every problem."""
+    knowledge_dir = Path(knowledge_dir)
+    if not knowledge_dir.is_dir():
+        raise KnowledgeError([Problem(str(knowledge_dir), 0, "knowledge folder not found")])
+    problems: list[Problem] = []
+    units: list[KnowledgeUnit] = []
+    files: list[str] = []
+
+    def display(path: Path) -> str:
+        try:
+            return str(path.relative_to(Path.cwd()))
+        except ValueError:
+            return str(path)
+
+    faq_files = sorted((knowledge_dir / "faq").glob("*.y*ml"))
+    article_files = sorted((knowledge_dir / "article").glob("*.md"))
+    if not faq_files and not article_files:
+        raise KnowledgeError([Problem(display(knowledge_dir), 0, "no FAQ (faq/*.yaml) or article (article/*.md) files found")])
+    for path in faq_files:
+        loaded, found = load_faq_file(path, display(path))
+        units.extend(loaded)
+        problems.extend(found)
+        files.append(display(path))
+    for path in article_files:
+        loaded, found = load_article_file(path, display(path))
+        units.extend(loaded)
+        problems.extend(found)
+        files.append(display(path))
+
+    first_seen: dict[str, KnowledgeUnit] = {}
+    for unit in units:
+        if unit.id in first_seen:
+            other = first_seen[unit.id]
+            problems.append(Problem(unit.file, unit.line,
+                                    f"duplicate id '{unit.id}' (first used at {other.file}:{other.line})"))
+        else:
+            first_seen[unit.id] = unit
+    for unit in units:
+        for rel in unit.related:
+            if rel not in first_seen:
+                problems.append(Problem(unit.file, unit.line, f"entry '{unit.id}': related id '{rel}' does not exist"))
+    if problems:
+        raise KnowledgeError(problems)
+    return Knowledge(units=units, files=files)

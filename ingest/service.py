@@ -1,0 +1,186 @@
+"""The one ingest service behind `python -m ingest` and anything else that ingests.
+
+A run: load and validate knowledge/ -> chunk -> compare with the current version
+-> (unless nothing changed) write a complete new version, embedding only chunks
+whose text is new and copying the vectors of unchanged ones -> flip the pointer.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable
+
+from bot.embeddings import Embedder, get_embedder
+from bot.settings import Settings
+from bot.store import IngestLock, KnowledgeStore, Manifest, check_embedding_model, new_version_id
+from ingest.chunking import Chunk, chunk_units
+from ingest.knowledge import load_knowledge
+
+log = logging.getLogger(__name__)
+
+EMBED_BATCH = 64
+WRITE_BATCH = 256
+
+
+@dataclass
+class IngestReport:
+    added: list[str] = field(default_factory=list)
+    updated: list[str] = field(default_factory=list)
+    removed: list[str] = field(default_factory=list)
+    unchanged: int = 0
+    chunks: int = 0
+    embedded: int = 0
+    reused: int = 0
+    version: str | None = None
+    previous_version: str | None = None
+    dry_run: bool = False
+    rebuild: bool = False
+    changed: bool = False
+    duration_s: float = 0.0
+    store: str = ""
+    embedding_model: str = ""
+
+    def as_json(self) -> dict:
+        data = asdict(self)
+        for key in ("added", "updated", "removed"):
+            data[f"{key}_ids"] = data[key]
+            data[key] = len(data[key])
+        return data
+
+    def summary(self) -> str:
+        verb = "would change" if self.dry_run else "changed"
+        if not self.changed:
+            head = f"Knowledge is up to date ({self.unchanged} unchanged, {self.chunks} chunks); nothing written."
+        else:
+            head = (f"{len(self.added)} added, {len(self.updated)} updated, {len(self.removed)} removed, "
+                    f"{self.unchanged} unchanged; {self.chunks} chunks ({self.embedded} embedded, "
+                    f"{self.reused} reused)")
+            head += " - dry run, nothing written." if self.dry_run else f"; now serving version {self.version}."
+        lines = [head]
+        for key in ("added", "updated", "removed"):
+            ids = getattr(self, key)
+            if ids:
+                lines.append(f"  {key} ({verb}): " + ", ".join(ids[:20]) + (" ..." if len(ids) > 20 else ""))
+        return "\n".join(lines)
+
+
+ProgressFactory = Callable[[int], object]
+
+
+def _no_progress(total: int):
+    class _Null:
+        def update(self, n: int) -> None: ...
+        def close(self) -> None: ...
+    return _Null()
+
+
+class IngestService:
+    def __init__(self, settings: Settings, embedder: Embedder | None = None,
+                 store: KnowledgeStore | None = None) -> None:
+        self.settings = settings
+        self._embedder = embedder
+        self.store = store or KnowledgeStore(settings)
+
+    @property
+    def embedder(self) -> Embedder:
+        if self._embedder is None:
+            self._embedder = get_embedder(self.settings.embedding_model)
+        return self._embedder
+
+    def run(self, *, knowledge_dir: Path | None = None, dry_run: bool = False, rebuild: bool = False,
+            progress: ProgressFactory = _no_progress) -> IngestReport:
+        started = time.perf_counter()
+        knowledge = load_knowledge(Path(knowledge_dir or self.settings.knowledge_dir))  # raises KnowledgeError
+        chunks = chunk_units(knowledge.units)
+        units = {u.id: u.content_hash for u in knowledge.units}
+        report = IngestReport(dry_run=dry_run, rebuild=rebuild, chunks=len(chunks), store=self.store.describe(),
+                              embedding_model=self.settings.embedding_model)
+
+        with IngestLock(self.store):
+            current = self.store.read_manifest()
+            old_chunks: dict[str, dict] = {}
+            old_units: dict[str, str] = {}
+            old_collection = None
+            if current is not None and not rebuild:
+                # Fail before any work when the store was built with another model.
+                check_embedding_model(current, self.embedder.name, self.embedder.dimension)
+                old_collection = self.store.open_collection(current)
+                got = old_collection.get(include=["metadatas"])
+                for cid, meta in zip(got["ids"], got["metadatas"]):
+                    old_chunks[cid] = meta
+                    old_units[meta["unit_id"]] = meta["unit_hash"]
+            report.previous_version = current.version if current else None
+
+            report.added = sorted(u for u in units if u not in old_units)
+            report.removed = sorted(u for u in old_units if u not in units)
+            report.updated = sorted(u for u in units if u in old_units and old_units[u] != units[u])
+            report.unchanged = sum(1 for u in units if old_units.get(u) == units[u])
+            chunk_ids_same = set(old_chunks) == {c.id for c in chunks}
+            report.changed = bool(rebuild or current is None or report.added or report.removed
+                                  or report.updated or not chunk_ids_same)
+            reusable = [c for c in chunks if c.id in old_chunks]
+            report.reused = len(reusable) if not rebuild else 0
+            report.embedded = len(chunks) - report.reused
+            if dry_run or not report.changed:
+                report.version = current.version if current else None
+                report.duration_s = round(time.perf_counter() - started, 3)
+                return report
+
+            version = new_version_id()
+            try:
+                collection = self.store.create_version_collection(version)
+                self._write_version(collection, chunks, old_collection if not rebuild else None,
+                                    set(old_chunks) if not rebuild else set(), progress)
+                manifest = Manifest(
+                    version=version,
+                    collection=self.store.collection_name(version),
+                    embedding_model=self.embedder.name,
+                    dimension=self.embedder.dimension,
+                    chunks=len(chunks),
+                    units=len(units),
+                    created_at=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+                )
+                self.store.publish(manifest)
+            except BaseException:
+                # Never leave a half-written version behind; the pointer was not moved.
+                self.store.drop_version(version)
+                raise
+            self.store.collect_garbage(version)
+            report.version = version
+        report.duration_s = round(time.perf_counter() - started, 3)
+        return report
+
+    def _write_version(self, collection, chunks: list[Chunk], old_collection, old_ids: set[str],
+                       progress: ProgressFactory) -> None:
+        reuse = [c for c in chunks if c.id in old_ids]
+        fresh = [c for c in chunks if c.id not in old_ids]
+        bar = progress(len(chunks))
+        try:
+            for start in range(0, len(reuse), WRITE_BATCH):
+                batch = reuse[start:start + WRITE_BATCH]
+                got = old_collection.get(ids=[c.id for c in batch], include=["embeddings"])
+                vectors = dict(zip(got["ids"], got["embeddings"]))
+                collection.add(ids=[c.id for c in batch], embeddings=[vectors[c.id] for c in batch],
+                               documents=[c.text for c in batch], metadatas=[c.metadata for c in batch])
+                bar.update(len(batch))
+            for start in range(0, len(fresh), EMBED_BATCH):
+                batch = fresh[start:start + EMBED_BATCH]
+                vectors = self.embedder.encode([c.text for c in batch])
+                collection.add(ids=[c.id for c in batch], embeddings=vectors,
+                               documents=[c.text for c in batch], metadatas=[c.metadata for c in batch])
+                bar.update(len(batch))
+        finally:
+            bar.close()
+
+
+def terminal_progress(total: int):
+    """A tqdm bar on a terminal; silent when stderr is not one (CI, pipes)."""
+    if not sys.stderr.isatty():
+        return _no_progress(total)
+    from tqdm import tqdm
+
+    return tqdm(total=total, unit="chunk", desc="embedding", leave=False)
