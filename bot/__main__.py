@@ -1,0 +1,80 @@
+"""`python -m bot [telegram|chat|ask|replay|eval] ...`
+
+Without a command: the Telegram bot when TELEGRAM_BOT_TOKEN is set, otherwise
+the terminal chat.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+
+from bot.settings import get_settings, prepare_runtime_environment
+from bot.store import StoreError
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m bot", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command")
+    ask = sub.add_parser("ask", help="answer one question")
+    ask.add_argument("question")
+    ask.add_argument("--json", action="store_true", help="print the reply as one JSON object")
+    chat = sub.add_parser("chat", help="one conversation on stdin, one message per line")
+    chat.add_argument("--json", action="store_true", help="one JSON object per reply, one per line")
+    sub.add_parser("telegram", help="run the Telegram bot (TELEGRAM_BOT_TOKEN)")
+    sub.add_parser("replay", help="replay conversation fixtures (see docs/replay.md)", add_help=False)
+    sub.add_parser("eval", help="measure retrieval and answers on the labelled set", add_help=False)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    settings = get_settings()
+    prepare_runtime_environment(settings)
+    logging.basicConfig(level=settings.log_level, stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    # Chatty libraries: their INFO lines say nothing an operator needs.
+    for name in ("httpx", "chromadb", "jieba"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+
+    try:
+        # replay and eval own their argument parsing.
+        if argv and argv[0] == "replay":
+            from bot.replay import main as replay_main
+
+            return replay_main(argv[1:])
+        if argv and argv[0] == "eval":
+            from bot.evaluation import main as eval_main
+
+            return eval_main(argv[1:])
+
+        args = build_parser().parse_args(argv)
+        command = args.command or ("telegram" if settings.telegram_bot_token else "chat")
+        if command == "ask":
+            from bot.cli import ask
+
+            return ask(args.question, args.json)
+        if command == "chat":
+            from bot.cli import chat
+
+            return chat(getattr(args, "json", False))
+        if command == "telegram":
+            if not settings.telegram_bot_token:
+                print("TELEGRAM_BOT_TOKEN is not set (see .env.example).", file=sys.stderr)
+                return 2
+            from bot.telegram import run
+
+            run(settings)
+            return 0
+    except StoreError as exc:
+        print(f"{exc}", file=sys.stderr)
+        return 3
+    except KeyboardInterrupt:
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

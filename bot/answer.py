@@ -1,0 +1,187 @@
+"""Turn one message (plus what the dialogue knows) into one Reply of a kind.
+
+Offline and grounded: an `answer` reply is composed only from the retrieved
+knowledge entry's own text, with its source; nothing is paraphrased into new
+facts. Safety comes first: crisis wording gets the crisis lines before anything
+else, evasion requests get no tactics, out-of-scope and unclear messages get a
+kind word and what the bot can do instead.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+
+from bot import texts
+from bot.reply import Reply, Source
+from bot.retrieval import Hit, RetrievalResult, Retriever
+from bot.safety import Assessment, assess, is_domain
+from bot.settings import Settings
+from bot.textnorm import clean_user_text, normalise_query
+
+log = logging.getLogger(__name__)
+
+EVASION_ENTRY = "evasion-consequences"
+CRISIS_TOPIC = "心理支持"
+DISCLAIMER_TOPICS = {"利息费用", "法律诉讼"}
+
+
+@dataclass
+class Slots:
+    """What the user told us that changes the guidance."""
+
+    product: str | None = None  # 花呗 | 借呗 | 网商贷 | 信用卡 | 网贷
+    overdue: str | None = None  # e.g. "一个月", "3天"
+    abusive: bool = False
+    # Which slot values an answer has already acknowledged, so "你提到…" is said once.
+    acknowledged: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        return {"product": self.product, "overdue": self.overdue, "abusive": self.abusive,
+                "acknowledged": list(self.acknowledged)}
+
+    @classmethod
+    def from_dict(cls, data: dict | None) -> "Slots":
+        data = data or {}
+        return cls(product=data.get("product"), overdue=data.get("overdue"), abusive=bool(data.get("abusive")),
+                   acknowledged=list(data.get("acknowledged") or []))
+
+
+@dataclass
+class Outcome:
+    reply: Reply
+    topic: str | None = None  # the unit id the reply was about, for follow-up questions
+    retrieval: RetrievalResult | None = None
+    assessment: Assessment = field(default_factory=Assessment)
+
+
+class AnswerEngine:
+    def __init__(self, settings: Settings, retriever: Retriever) -> None:
+        self.settings = settings
+        self.retriever = retriever
+
+    # --- decisions ------------------------------------------------------------------
+    def is_confident(self, result: RetrievalResult) -> bool:
+        """Is the best match good enough to answer from? (the "not in my knowledge" line)"""
+        top = result.top
+        if top is None:
+            return False
+        threshold = self.settings.relevance_threshold
+        if top.dense >= threshold:
+            return True
+        # A weaker dense match is still trusted when the keyword leg agrees strongly
+        # on the same entry (exact terms such as 95188 or 征信 matter).
+        return top.dense >= threshold - 0.1 and (top.lexical_rank == 1 or is_domain(result.normalised))
+
+    # --- replies --------------------------------------------------------------------
+    def crisis(self, started: float) -> Outcome:
+        sources = []
+        for unit in self.retriever.units.values():
+            if unit.topic == CRISIS_TOPIC and any(n in unit.body for n in ("12356", "800-810-1117")):
+                sources.append(Source(unit.id, unit.display_title, 1.0, "；".join(unit.sources)))
+                break
+        reply = Reply(texts.CRISIS, "crisis", sources, list(texts.CRISIS_SUGGESTIONS), _ms(started))
+        return Outcome(reply, assessment=Assessment(crisis=True))
+
+    def clarify(self, text: str, started: float, options: list[str] | None = None,
+                assessment: Assessment | None = None) -> Outcome:
+        reply = Reply(text, "clarify", [], list(options or texts.CLARIFY_OPTIONS), _ms(started))
+        return Outcome(reply, assessment=assessment or Assessment(vague=True))
+
+    def decline(self, text: str, started: float, assessment: Assessment,
+                result: RetrievalResult | None = None) -> Outcome:
+        reply = Reply(text, "decline", [], list(texts.SCOPE_SUGGESTIONS), _ms(started))
+        return Outcome(reply, retrieval=result, assessment=assessment)
+
+    def respond(self, message: str, *, query: str | None = None, slots: Slots | None = None,
+                started: float | None = None) -> Outcome:
+        """Answer `message`. `query` (default: the message) is what retrieval searches,
+        which lets the dialogue add the conversation's topic to an elliptical follow-up."""
+        started = started if started is not None else time.perf_counter()
+        message = clean_user_text(message)
+        if len(message) > self.settings.max_message_chars:
+            return self.clarify(texts.CLARIFY_TOO_LONG.format(chars=len(message)), started)
+        normalised = normalise_query(message)
+        assessment = assess(normalised)
+        if assessment.crisis:
+            return self.crisis(started)
+        if assessment.empty:
+            return self.clarify(texts.CLARIFY_EMPTY, started, assessment=assessment)
+        if assessment.out_of_scope:
+            return self.decline(texts.DECLINE_OUT_OF_SCOPE, started, assessment)
+        if assessment.vague and query is None:
+            text = texts.CLARIFY_GREETING if assessment.greeting else texts.CLARIFY_GENERAL
+            return self.clarify(text, started, assessment=assessment)
+
+        result = self.retriever.search(query or message, k=5)
+        if assessment.evasion:
+            return self._evasion(result, started, assessment)
+        if not self.is_confident(result):
+            domain = is_domain(normalise_query(query or message))
+            text = texts.DECLINE_NOT_IN_KNOWLEDGE if domain else texts.DECLINE_OUT_OF_SCOPE
+            return self.decline(text, started, assessment, result)
+        return self._compose(result, slots or Slots(), started, assessment)
+
+    def _evasion(self, result: RetrievalResult, started: float, assessment: Assessment) -> Outcome:
+        unit = self.retriever.units.get(EVASION_ENTRY)
+        if unit is None:  # the entry was removed from the knowledge base: still no tactics
+            return self.decline(texts.EVASION_PREFACE.strip(), started, assessment, result)
+        hit = Hit(unit=unit, score=1.0, dense=1.0)
+        others = [h for h in result.hits if h.unit.id != unit.id]
+        body = texts.EVASION_PREFACE + unit.body
+        return self._reply_for(hit, body, others, started, assessment, result)
+
+    def _compose(self, result: RetrievalResult, slots: Slots, started: float,
+                 assessment: Assessment) -> Outcome:
+        top = result.top
+        unit = top.unit
+        if unit.source_type == "article":
+            body = f"相关文章《{unit.title}》在“{unit.heading}”部分提到：\n{top.best_chunk or unit.body}"
+        else:
+            body = unit.body
+        prefix, key = slot_prefix(slots, unit.topic)
+        if prefix and key not in slots.acknowledged:
+            slots.acknowledged.append(key)
+            body = f"{prefix}\n\n{body}"
+        if unit.topic in DISCLAIMER_TOPICS:
+            body = f"{body}\n\n{texts.ANSWER_DISCLAIMER}"
+        return self._reply_for(top, body, result.hits[1:], started, assessment, result)
+
+    def _reply_for(self, hit: Hit, body: str, others: list[Hit], started: float,
+                   assessment: Assessment, result: RetrievalResult) -> Outcome:
+        unit = hit.unit
+        sources = [Source(unit.id, unit.display_title, round(hit.dense, 4), "；".join(unit.sources))]
+        reply = Reply(body.strip(), "answer", sources, self.suggestions(hit, others), _ms(started))
+        return Outcome(reply, topic=unit.id, retrieval=result, assessment=assessment)
+
+    def suggestions(self, hit: Hit, others: list[Hit], limit: int = 3) -> list[str]:
+        """Follow-ups: the entry's own related entries first, then other close matches."""
+        units = self.retriever.units
+        picked: list[str] = []
+        seen = {hit.unit.id}
+        candidates = [units[r] for r in hit.unit.related if r in units]
+        candidates += [h.unit for h in others]
+        for unit in candidates:
+            if unit.id in seen or unit.source_type != "faq":
+                continue
+            seen.add(unit.id)
+            picked.append(unit.title)
+            if len(picked) == limit:
+                break
+        return picked
+
+
+def slot_prefix(slots: Slots, topic: str) -> tuple[str, str]:
+    """One sentence that shows the answer took the user's situation into account,
+    and the key under which it counts as said."""
+    if slots.abusive and topic in ("催收边界", "投诉维权"):
+        return texts.SLOT_PREFIX_ABUSIVE, "abusive"
+    if slots.overdue and topic in ("催收流程", "征信影响", "利息费用", "还款协商"):
+        text = texts.SLOT_PREFIX_OVERDUE.format(product=slots.product or "", duration=slots.overdue)
+        return text, f"overdue:{slots.product}:{slots.overdue}"
+    return "", ""
+
+
+def _ms(started: float) -> float:
+    return (time.perf_counter() - started) * 1000.0

@@ -1,0 +1,248 @@
+"""Hybrid retrieval over the ingested store: dense (Chroma via langchain) + BM25, fused by RRF.
+
+Both legs come from the same store version. Results are aggregated per
+knowledge unit (an FAQ entry or an article section): a unit's rank in a leg is
+the rank of its best chunk. When ingest publishes a new version, the next
+search reopens the collection and rebuilds the keyword index.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import threading
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from bot.embeddings import Embedder, get_embedder
+from bot.settings import Settings
+from bot.store import KnowledgeStore, Manifest, check_embedding_model
+from bot.textnorm import init_tokenizer, keyword_expansion, lexical_tokens, normalise_query
+
+log = logging.getLogger(__name__)
+
+RRF_K = 60
+DENSE_CANDIDATES = 60  # chunks; several chunks belong to one FAQ entry
+SECOND_CHUNK_WEIGHT = 0.3
+
+
+@dataclass(frozen=True)
+class Unit:
+    """What the answer layer needs to know about one FAQ entry or article section."""
+
+    id: str
+    source_type: str
+    title: str
+    heading: str
+    topic: str
+    body: str  # FAQ answer; for an article section, its full text
+    sources: tuple[str, ...]
+    related: tuple[str, ...]
+    questions: tuple[str, ...]
+
+    @property
+    def display_title(self) -> str:
+        return f"{self.title}·{self.heading}" if self.heading else self.title
+
+
+@dataclass
+class Hit:
+    unit: Unit
+    score: float  # fused RRF score
+    dense: float = 0.0  # best cosine similarity of any of its chunks
+    lexical: float = 0.0  # best BM25 score of any of its chunks
+    dense_rank: int | None = None
+    lexical_rank: int | None = None
+    best_chunk: str = ""  # the body of the chunk that matched best (article sections)
+
+
+@dataclass
+class RetrievalResult:
+    query: str
+    normalised: str
+    hits: list[Hit] = field(default_factory=list)
+
+    @property
+    def top(self) -> Hit | None:
+        return self.hits[0] if self.hits else None
+
+    @property
+    def best_dense(self) -> float:
+        return max((h.dense for h in self.hits), default=0.0)
+
+
+LONG_QUERY_CHARS = 50
+_CLAUSE = re.compile(r"[。！？!?，,；;\s]+")
+_QUESTION_MARK = re.compile(r"吗|么|怎么|怎样|什么|哪|该不该|能不能|可不可以|是不是|会不会|要不要|多久|多少|如何|\?|"
+                            r"\b(how|what|who|where|can|is|should|will|do)\b")
+
+
+def question_focus(normalised: str) -> list[str]:
+    """For a long message, its last question clauses (with the clause before each)."""
+    if len(normalised) < LONG_QUERY_CHARS:
+        return []
+    clauses = [c for c in _CLAUSE.split(normalised) if c]
+    picked = [i for i, c in enumerate(clauses) if _QUESTION_MARK.search(c)][-2:]
+    if not picked:
+        return [" ".join(clauses[-2:])]
+    return [" ".join(clauses[max(i - 1, 0):i + 1]) for i in picked]
+
+
+class _Index:
+    """One store version, loaded: the langchain vector store, the units and the BM25 index."""
+
+    def __init__(self, manifest: Manifest, vector_store, collection) -> None:
+        from rank_bm25 import BM25Okapi
+
+        self.manifest = manifest
+        self.vector_store = vector_store
+        got = collection.get(include=["documents", "metadatas"])
+        self.chunk_ids: list[str] = list(got["ids"])
+        self.chunk_meta: list[dict] = list(got["metadatas"])
+        self.chunk_index = {cid: i for i, cid in enumerate(self.chunk_ids)}
+        docs: list[str] = list(got["documents"])
+
+        questions: dict[str, list[str]] = {}
+        bodies: dict[str, list[tuple[int, str]]] = {}
+        first_meta: dict[str, dict] = {}
+        for doc, meta in zip(docs, self.chunk_meta):
+            uid = meta["unit_id"]
+            first_meta.setdefault(uid, meta)
+            if meta.get("field") == "question":
+                questions.setdefault(uid, []).append((meta.get("position", 0), doc))
+            elif meta.get("field") in ("answer", "section"):
+                bodies.setdefault(uid, []).append((meta.get("position", 0), meta.get("body", "")))
+                if meta.get("field") == "answer":
+                    first_meta[uid] = meta
+        self.units: dict[str, Unit] = {}
+        for uid, meta in first_meta.items():
+            parts = [text for _, text in sorted(bodies.get(uid, []))]
+            self.units[uid] = Unit(
+                id=uid,
+                source_type=meta.get("source_type", ""),
+                title=meta.get("title", ""),
+                heading=meta.get("heading", ""),
+                topic=meta.get("topic", ""),
+                body="".join(parts) if meta.get("source_type") == "article" else (parts[0] if parts else ""),
+                sources=tuple(s for s in meta.get("sources", "").split("\n") if s),
+                related=tuple(r for r in meta.get("related", "").split(",") if r),
+                questions=tuple(q for _, q in sorted(questions.get(uid, []))),
+            )
+        # The keyword leg indexes whole units (title, every paraphrased question,
+        # answer): a user's words may be spread over several of them.
+        unit_text: dict[str, list[str]] = {}
+        for doc, meta in zip(docs, self.chunk_meta):
+            unit_text.setdefault(meta["unit_id"], []).append(doc)
+        self.bm25_units = list(unit_text)
+        self.bm25 = BM25Okapi([list(lexical_tokens("\n".join(unit_text[u]))) or ["∅"] for u in self.bm25_units])
+
+
+class Retriever:
+    """Finds the knowledge units that answer a question."""
+
+    def __init__(self, settings: Settings, embedder: Embedder | None = None,
+                 store: KnowledgeStore | None = None) -> None:
+        self.settings = settings
+        self.embedder = embedder or get_embedder(settings.embedding_model)
+        self.store = store or KnowledgeStore(settings)
+        init_tokenizer(settings.data_dir / "jieba")
+        self._index: _Index | None = None
+        self._token = None
+        self._checked_at = 0.0
+        self._lock = threading.Lock()
+
+    # --- store version tracking --------------------------------------------------
+    def _current_index(self) -> _Index:
+        now = time.monotonic()
+        throttle = self.settings.store_refresh_s if self.store.is_server else 0.0
+        if self._index is not None and now - self._checked_at < throttle:
+            return self._index
+        with self._lock:
+            self._checked_at = now
+            token = self.store.pointer_token()
+            if self._index is not None and token == self._token:
+                return self._index
+            manifest = self.store.require_manifest()
+            if self._index is not None and manifest.version == self._index.manifest.version:
+                self._token = token
+                return self._index
+            check_embedding_model(manifest, self.embedder.name, self.embedder.dimension)
+            collection = self.store.open_collection(manifest)
+            index = _Index(manifest, self.store.vector_store(manifest, self.embedder), collection)
+            log.info("knowledge version=%s chunks=%d units=%d loaded", manifest.version,
+                     len(index.chunk_ids), len(index.units))
+            self._index, self._token = index, token
+            return index
+
+    def load(self) -> Manifest:
+        """Open the current store version now (fails early with a clear StoreError)."""
+        return self._current_index().manifest
+
+    @property
+    def units(self) -> dict[str, Unit]:
+        return self._current_index().units
+
+    # --- legs -----------------------------------------------------------------------
+    def dense(self, index: _Index, normalised: str) -> list[tuple[str, float, str]]:
+        """(unit id, cosine similarity, chunk body) per unit, best first."""
+        vector = self.embedder.embed_query(normalised)
+        pairs = index.vector_store.similarity_search_by_vector_with_relevance_scores(
+            vector, k=min(DENSE_CANDIDATES, len(index.chunk_ids)))
+        per_unit: dict[str, list[tuple[float, str]]] = {}
+        for doc, distance in pairs:
+            meta = doc.metadata
+            similarity = 1.0 - float(distance)  # cosine space: distance = 1 - cosine
+            per_unit.setdefault(meta["unit_id"], []).append((similarity, meta.get("body") or doc.page_content))
+        ranked = []
+        for uid, matches in per_unit.items():
+            matches.sort(key=lambda m: -m[0])
+            # Ranked by the best chunk, with a bonus for a second matching chunk:
+            # an entry that several paraphrases match is more likely the one meant.
+            second = matches[1][0] if len(matches) > 1 else 0.0
+            ranked.append((uid, matches[0][0], matches[0][1], matches[0][0] + SECOND_CHUNK_WEIGHT * second))
+        ranked.sort(key=lambda x: -x[3])
+        return [(uid, sim, body) for uid, sim, body, _ in ranked]
+
+    def lexical(self, index: _Index, normalised: str) -> list[tuple[str, float, str]]:
+        tokens = list(lexical_tokens(normalised))
+        for extra in keyword_expansion(normalised):
+            tokens.extend(lexical_tokens(extra))
+        if not tokens:
+            return []
+        scores = index.bm25.get_scores(tokens)
+        order = np.argsort(-scores)
+        return [(index.bm25_units[i], float(scores[i]), "") for i in order[:DENSE_CANDIDATES] if scores[i] > 0]
+
+    # --- hybrid ----------------------------------------------------------------------
+    def search(self, query: str, k: int = 5, mode: str = "hybrid") -> RetrievalResult:
+        """mode: hybrid | dense | lexical (the single legs are for evaluation)."""
+        index = self._current_index()
+        normalised = normalise_query(query)
+        result = RetrievalResult(query=query, normalised=normalised)
+        if not normalised.strip():
+            return result
+        # A long, rambling message is searched as a whole and by its question
+        # sentences: the question is usually at the end, after the story.
+        queries = [normalised] + question_focus(normalised)
+        hits: dict[str, Hit] = {}
+        for q in queries:
+            dense = self.dense(index, q) if mode in ("hybrid", "dense") else []
+            lexical = self.lexical(index, q) if mode in ("hybrid", "lexical") else []
+            for rank, (uid, score, body) in enumerate(dense, start=1):
+                hit = hits.setdefault(uid, Hit(unit=index.units[uid], score=0.0, best_chunk=body))
+                if score > hit.dense:
+                    hit.dense, hit.best_chunk = score, body
+                hit.dense_rank = min(rank, hit.dense_rank or rank)
+                hit.score += 1.0 / (RRF_K + rank)
+            for rank, (uid, score, body) in enumerate(lexical, start=1):
+                hit = hits.setdefault(uid, Hit(unit=index.units[uid], score=0.0, best_chunk=body))
+                hit.lexical = max(hit.lexical, score)
+                hit.lexical_rank = min(rank, hit.lexical_rank or rank)
+                hit.score += 1.0 / (RRF_K + rank)
+        ranked = sorted(hits.values(), key=lambda h: (-h.score, -h.dense))
+        # Dense similarities of units the dense leg did not return are unknown
+        # (0.0); that is fine: they only matter for the relevance threshold.
+        result.hits = ranked[:k]
+        return result

@@ -1,0 +1,209 @@
+"""Per-conversation dialogue state behind one small store interface.
+
+The dialogue engine loads a conversation's state at the start of a turn and
+saves it at the end; `/forget` deletes it. Three stores:
+
+- `SQLiteSessionStore` (default, `SESSION_DB`): one local file that survives
+  restarts. WAL mode and a busy timeout make it safe for two processes, a lock
+  makes one store safe for many threads (the Telegram front end calls from a
+  thread pool). Rows idle longer than the timeout are ignored on load and
+  purged lazily on save.
+- `RedisSessionStore` (when `REDIS_URL` is set): several bot processes share
+  conversations. Every key carries a TTL equal to the idle timeout, so expiry
+  is Redis's job.
+- `MemorySessionStore`: for tests.
+
+Privacy: a conversation is stored under the SHA-256 of its id, never the raw
+Telegram chat id, and the value is exactly the JSON the caller gave, nothing
+added. `delete` removes the row; the SQLite store also overwrites freed pages
+and truncates its write-ahead log so the deleted text does not linger on disk.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sqlite3
+import threading
+import time
+from pathlib import Path
+from typing import Any, Callable, Protocol
+
+# Namespace for Redis keys, so the sessions can share a Redis with other data.
+REDIS_KEY_PREFIX = "debt-help:session:"
+
+
+class SessionStore(Protocol):
+    def load(self, conversation_id: str) -> dict | None:
+        """The saved state, or None when missing or idle longer than the timeout."""
+        ...
+
+    def save(self, conversation_id: str, state: dict) -> None:
+        """Store a JSON-serialisable state; refreshes the idle timer."""
+        ...
+
+    def delete(self, conversation_id: str) -> None:
+        """Remove everything stored about this conversation (/forget)."""
+        ...
+
+
+def conversation_key(conversation_id: str) -> str:
+    """The storage key for a conversation: SHA-256 hex of its id."""
+    return hashlib.sha256(str(conversation_id).encode("utf-8")).hexdigest()
+
+
+def _dumps(state: dict) -> str:
+    if not isinstance(state, dict):
+        raise TypeError(f"session state must be a dict, not {type(state).__name__}")
+    return json.dumps(state, ensure_ascii=False, separators=(",", ":"))
+
+
+def open_session_store(settings: Any) -> SessionStore:
+    """Redis when `settings.redis_url` is set, else SQLite at `settings.session_db`."""
+    timeout = settings.session_idle_timeout_s
+    if settings.redis_url:
+        return RedisSessionStore(settings.redis_url, idle_timeout_s=timeout)
+    return SQLiteSessionStore(settings.session_db, idle_timeout_s=timeout)
+
+
+class MemorySessionStore:
+    """In-process store for tests. Round-trips through JSON like the real stores."""
+
+    def __init__(self, idle_timeout_s: float = 1800, clock: Callable[[], float] = time.monotonic):
+        self.idle_timeout_s = idle_timeout_s
+        self._clock = clock
+        self._rows: dict[str, tuple[str, float]] = {}
+        self._lock = threading.Lock()
+
+    def load(self, conversation_id: str) -> dict | None:
+        key = conversation_key(conversation_id)
+        with self._lock:
+            row = self._rows.get(key)
+            if row is None:
+                return None
+            if self._clock() - row[1] > self.idle_timeout_s:
+                del self._rows[key]
+                return None
+            return json.loads(row[0])
+
+    def save(self, conversation_id: str, state: dict) -> None:
+        data = _dumps(state)
+        with self._lock:
+            self._rows[conversation_key(conversation_id)] = (data, self._clock())
+
+    def delete(self, conversation_id: str) -> None:
+        with self._lock:
+            self._rows.pop(conversation_key(conversation_id), None)
+
+    def close(self) -> None:
+        pass
+
+
+class SQLiteSessionStore:
+    """A local SQLite file; see the module docstring."""
+
+    BUSY_TIMEOUT_S = 10.0
+
+    def __init__(self, path: Path | str, idle_timeout_s: float = 1800):
+        self.path = Path(path)
+        self.idle_timeout_s = idle_timeout_s
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.Lock()
+        # One connection shared by all threads, serialised by the lock; other
+        # processes are handled by SQLite's own locking (WAL + busy timeout).
+        self._db = sqlite3.connect(
+            self.path,
+            timeout=self.BUSY_TIMEOUT_S,
+            isolation_level=None,  # autocommit: every statement is its own transaction
+            check_same_thread=False,
+        )
+        with self._lock:
+            self._db.execute(f"PRAGMA busy_timeout = {int(self.BUSY_TIMEOUT_S * 1000)}")
+            self._db.execute("PRAGMA journal_mode = WAL")
+            self._db.execute("PRAGMA synchronous = NORMAL")
+            self._db.execute("PRAGMA secure_delete = ON")  # deleted text is overwritten
+            self._db.execute(
+                "CREATE TABLE IF NOT EXISTS sessions ("
+                " key TEXT PRIMARY KEY,"
+                " state TEXT NOT NULL,"
+                " updated_at REAL NOT NULL)"
+            )
+            self._db.execute(
+                "CREATE INDEX IF NOT EXISTS sessions_updated_at ON sessions (updated_at)"
+            )
+            self._purge_expired()
+
+    def _purge_expired(self) -> None:
+        self._db.execute(
+            "DELETE FROM sessions WHERE updated_at < ?", (time.time() - self.idle_timeout_s,)
+        )
+
+    def load(self, conversation_id: str) -> dict | None:
+        with self._lock:
+            row = self._db.execute(
+                "SELECT state, updated_at FROM sessions WHERE key = ?",
+                (conversation_key(conversation_id),),
+            ).fetchone()
+        if row is None or time.time() - row[1] > self.idle_timeout_s:
+            return None  # an expired row is purged by the next save
+        return json.loads(row[0])
+
+    def save(self, conversation_id: str, state: dict) -> None:
+        data = _dumps(state)
+        with self._lock:
+            self._db.execute(
+                "INSERT INTO sessions (key, state, updated_at) VALUES (?, ?, ?)"
+                " ON CONFLICT (key) DO UPDATE"
+                " SET state = excluded.state, updated_at = excluded.updated_at",
+                (conversation_key(conversation_id), data, time.time()),
+            )
+            self._purge_expired()
+
+    def delete(self, conversation_id: str) -> None:
+        with self._lock:
+            self._db.execute(
+                "DELETE FROM sessions WHERE key = ?", (conversation_key(conversation_id),)
+            )
+            # Move the (overwritten) pages into the main file and empty the log,
+            # so the deleted state is not left behind in the -wal file. Another
+            # process reading at this moment can keep the log; that is harmless,
+            # its frames are overwritten by later writes.
+            self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+
+class RedisSessionStore:
+    """Redis-backed store; keys expire after the idle timeout (PX on every save)."""
+
+    def __init__(
+        self,
+        url: str,
+        idle_timeout_s: float = 1800,
+        prefix: str = REDIS_KEY_PREFIX,
+        client: Any = None,
+    ):
+        import redis  # only needed when REDIS_URL is set
+
+        self.idle_timeout_s = idle_timeout_s
+        self.prefix = prefix
+        self._redis = client if client is not None else redis.Redis.from_url(url)
+
+    def key(self, conversation_id: str) -> str:
+        return self.prefix + conversation_key(conversation_id)
+
+    def load(self, conversation_id: str) -> dict | None:
+        data = self._redis.get(self.key(conversation_id))
+        return None if data is None else json.loads(data)
+
+    def save(self, conversation_id: str, state: dict) -> None:
+        ttl_ms = max(1, int(self.idle_timeout_s * 1000))
+        self._redis.set(self.key(conversation_id), _dumps(state).encode("utf-8"), px=ttl_ms)
+
+    def delete(self, conversation_id: str) -> None:
+        self._redis.delete(self.key(conversation_id))
+
+    def close(self) -> None:
+        self._redis.close()

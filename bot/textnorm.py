@@ -1,0 +1,202 @@
+"""Query normalisation and tokenisation shared by retrieval and the safety checks.
+
+Users type traditional characters, full-width letters, pinyin abbreviations
+("hb" for 花呗), homophone typos ("花被") and slang ("催债"). Everything is
+mapped onto the words the knowledge base uses before retrieval.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import threading
+from functools import lru_cache
+from pathlib import Path
+
+# (pattern, replacement). ASCII abbreviations only match as whole tokens so
+# "hb" inside an English word is left alone.
+_ASCII = r"(?<![a-z]){}(?![a-z])"
+ABBREVIATIONS: list[tuple[re.Pattern, str]] = [
+    (re.compile(_ASCII.format(p)), r) for p, r in [
+        ("hb", "花呗"), ("huabei", "花呗"), ("hua bei", "花呗"),
+        ("jb", "借呗"), ("jiebei", "借呗"), ("jie bei", "借呗"),
+        ("zfb", "支付宝"), ("alipay", "支付宝"), ("zhifubao", "支付宝"),
+        ("yq", "逾期"), ("xyk", "信用卡"), ("zx", "征信"), ("wsd", "网商贷"),
+        ("nfra", "国家金融监督管理总局"), ("nifa", "中国互联网金融协会"),
+    ]
+] + [
+    (re.compile(p), r) for p, r in [
+        ("花被|花贝|花唄|华呗|花呗呗", "花呗"),
+        ("借被|借贝|借唄|接呗", "借呗"),
+        ("网代|網貸", "网贷"),
+        ("征性|争信|正信|徵信", "征信"),
+    ]
+]
+
+# Words users say for what the knowledge base calls otherwise. These are added
+# to the keyword query rather than replacing the user's word, because the
+# article itself says 催款 where the FAQ says 催收.
+SYNONYMS: list[tuple[re.Pattern, str]] = [
+    (re.compile(p), r) for p, r in [
+        ("催债|追债|要债|讨债|催款|催账|催帐", "催收"),
+        ("芝麻分", "芝麻信用"),
+        ("爆通讯录|暴通讯录", "通讯录 联系人"),
+        ("家人|家里|父母|爸妈|老婆|老公|亲戚|朋友|同事", "家人 联系人"),
+        ("还不上|还不起|没钱还|没能力还|没收入|没工作|失业|一点钱都没有|身无分文", "无力还款 协商"),
+        ("凌晨|半夜|深夜|大晚上|晚上十一点|早上六点", "夜间 22点 时间"),
+        ("怎么说|怎么开口|写一段|话术|说辞", "怎么说 话术"),
+        ("链接|点链接|验证码", "诈骗 冒充 短信"),
+        ("消金|消费金融|持牌", "网贷 其他平台"),
+        ("晚还|迟还|拖欠|没还", "逾期"),
+        ("打官司|告我|被告|传票", "起诉 法院"),
+        ("骂|恐吓|吓唬|威胁|辱骂", "骚扰 威胁"),
+        ("紧急联系人|紧急联络人|联络人|通讯录", "联系人 通讯录"),
+        ("反映|维权|告他们|哪个部门|哪个单位", "投诉"),
+        ("老板|领导|单位|公司群|同事群|工作群", "工作单位 泄露 隐私"),
+        ("传票|开庭|法院短信|起诉书", "法院 起诉 应诉"),
+    ]
+]
+
+# English questions: the default embedding model is multilingual, so dense
+# retrieval understands them; these terms give the keyword leg a chance too.
+ENGLISH_TERMS = {
+    "overdue": "逾期", "late": "逾期", "default": "逾期", "collector": "催收", "collectors": "催收",
+    "collection": "催收", "collecting": "催收", "harass": "骚扰", "harassment": "骚扰", "harassing": "骚扰",
+    "complain": "投诉", "complaint": "投诉", "report": "举报", "credit": "征信", "sesame": "芝麻信用",
+    "interest": "利息", "fee": "费用", "fees": "费用", "penalty": "罚息", "installment": "分期",
+    "instalment": "分期", "extension": "延期", "negotiate": "协商", "negotiation": "协商",
+    "sue": "起诉", "sued": "起诉", "lawsuit": "起诉", "court": "法院", "jail": "坐牢", "prison": "坐牢",
+    "family": "家人", "contacts": "通讯录", "scam": "诈骗", "fraud": "诈骗", "police": "报警",
+    "threat": "威胁", "threaten": "威胁", "threatened": "威胁", "evidence": "证据", "record": "录音",
+    "night": "夜间", "calls": "电话", "call": "电话", "agency": "第三方", "pay": "还款", "repay": "还款",
+    "repayment": "还款", "debt": "欠款", "loan": "贷款", "bank": "银行", "card": "信用卡",
+}
+
+_FULLWIDTH = {cp: cp - 0xFEE0 for cp in range(0xFF01, 0xFF5F)}
+_FULLWIDTH[0x3000] = 0x20
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u200b-\u200f\u2028-\u202e\u2060-\u206f\ufeff]")
+_SPACES = re.compile(r"\s+")
+_MARKUP = re.compile(r"<[^>]{0,200}>")
+
+DOMAIN_WORDS = [
+    "花呗", "借呗", "网商贷", "支付宝", "蚂蚁", "芝麻信用", "征信", "逾期", "催收", "还款", "欠款", "分期",
+    "延期", "协商", "停息挂账", "减免", "罚息", "利息", "违约金", "网贷", "信用卡", "贷款", "借款",
+    "骚扰", "爆通讯录", "通讯录", "投诉", "举报", "起诉", "法院", "律师", "坐牢", "诈骗", "征信修复",
+    "债务优化", "第三方", "上门", "还不上", "无力还款", "欠债", "负债", "债务", "催收员", "被执行人", "失信",
+    "12378", "95188", "96110", "12356", "黑猫投诉", "金融监管", "lpr", "消金", "消费金融", "逾期费",
+]
+
+
+def _t2s():
+    from opencc import OpenCC
+
+    return OpenCC("t2s")
+
+
+_converter = None
+_converter_lock = threading.Lock()
+
+
+def to_simplified(text: str) -> str:
+    global _converter
+    if _converter is None:
+        with _converter_lock:
+            if _converter is None:
+                _converter = _t2s()
+    return _converter.convert(text)
+
+
+def clean_user_text(text: str) -> str:
+    """What the user sent, made safe to process and show back: control characters and markup tags removed."""
+    text = _CONTROL.sub(" ", text or "")
+    text = _MARKUP.sub(" ", text)
+    return _SPACES.sub(" ", text).strip()
+
+
+def normalise_query(text: str) -> str:
+    """Traditional -> simplified, full-width -> half-width, lower case, abbreviations expanded."""
+    text = clean_user_text(text).translate(_FULLWIDTH).lower()
+    text = to_simplified(text)
+    for pattern, replacement in ABBREVIATIONS:
+        text = pattern.sub(replacement, text)
+    return text
+
+
+def english_expansion(text: str) -> list[str]:
+    """Chinese keywords for the English words in a (normalised) query."""
+    words = re.findall(r"[a-z]+", text)
+    return [ENGLISH_TERMS[w] for w in words if w in ENGLISH_TERMS]
+
+
+def keyword_expansion(normalised: str) -> list[str]:
+    """Extra keywords for the lexical leg: synonyms and English terms."""
+    extra = [replacement for pattern, replacement in SYNONYMS if pattern.search(normalised)]
+    return extra + english_expansion(normalised)
+
+
+def has_domain_word(normalised: str) -> bool:
+    return any(word in normalised for word in DOMAIN_WORDS) or bool(english_expansion(normalised))
+
+
+# ----------------------------------------------------------------- tokeniser
+STOPWORDS = frozenset(
+    "的 了 吗 呢 吧 啊 呀 哦 嘛 么 我 你 他 她 它 我们 你们 是 会 不会 就 都 也 还 要 能 可以 这 那 这个 那个 "
+    "个 一 一个 有 没有 在 和 与 或 及 把 被 让 给 对 跟 从 到 说 想 请问 请 问 一下 怎么 怎样 怎么样 如何 什么 "
+    "为什么 多少 吗 么 哪 哪里 哪儿 啥 咋 呗 嗯 哈 呢 很 太 真 真的 现在 已经 如果 但是 因为 所以 然后 自己 "
+    "the a an is are am do does i my me you to of in on for and or it what how can will be with".split()
+)
+_TOKEN_KEEP = re.compile(r"[\w\u4e00-\u9fff]")
+
+_jieba_ready = False
+_jieba_lock = threading.Lock()
+
+
+def init_tokenizer(cache_dir: Path | None = None) -> None:
+    """Load jieba once, with its dictionary cache in the project's data folder."""
+    global _jieba_ready
+    if _jieba_ready:
+        return
+    with _jieba_lock:
+        if _jieba_ready:
+            return
+        import jieba
+
+        jieba.setLogLevel(logging.WARNING)
+        if cache_dir is not None:
+            cache_dir.mkdir(parents=True, exist_ok=True)
+            jieba.dt.tmp_dir = str(cache_dir)
+        jieba.initialize()
+        for word in DOMAIN_WORDS + ["逾期一个月", "一对一", "第三方催收", "个人信息", "消费者权益"]:
+            jieba.add_word(word, freq=200000)
+        _jieba_ready = True
+
+
+@lru_cache(maxsize=4096)
+def tokenize(text: str) -> tuple[str, ...]:
+    """Search tokens for the keyword leg: jieba words (and their sub-words), no stopwords or punctuation."""
+    import jieba
+
+    init_tokenizer()
+    tokens = []
+    for token in jieba.cut_for_search(text.lower()):
+        token = token.strip()
+        if not token or token in STOPWORDS or not _TOKEN_KEEP.search(token):
+            continue
+        tokens.append(token)
+    return tuple(tokens)
+
+
+_CJK_RUN = re.compile(r"[\u4e00-\u9fff]{2,}")
+
+
+@lru_cache(maxsize=4096)
+def lexical_tokens(text: str) -> tuple[str, ...]:
+    """Keyword-leg tokens: jieba words plus character bigrams of Chinese runs.
+
+    Bigrams catch what segmentation splits differently in a question and in
+    the knowledge text (紧急联络人 / 联系人, 逾期费 / 逾期费用).
+    """
+    words = list(tokenize(text))
+    for run in _CJK_RUN.findall(text.lower()):
+        words.extend(run[i:i + 2] for i in range(len(run) - 1))
+    return tuple(words)

@@ -1,0 +1,45 @@
+"""Fixed user-facing copy (Simplified Chinese). Facts and numbers live in knowledge/;
+the only phone numbers here are the crisis lines, which must be shown even if the
+store is unavailable, and a test checks each appears in the knowledge base."""
+
+CRISIS = (
+    "听到你这么说，我很担心你。你现在的安全，比任何一笔欠款都重要。\n\n"
+    "如果你有伤害自己的念头，请现在就联系能帮你的人：\n"
+    "- 全国心理援助热线：12356\n"
+    "- 北京心理危机研究与干预中心：800-810-1117（免费）\n"
+    "- 如果你正处在危险中，请马上拨打 110。\n\n"
+    "也可以告诉身边一个信任的人，请他现在陪着你。\n\n"
+    "欠款的事是可以一步一步处理的，不必一个人扛。等你愿意的时候，我可以陪你看看怎么和平台协商还款。"
+)
+CRISIS_SUGGESTIONS = ["逾期了很焦虑怎么办", "还不上钱怎么和平台协商"]
+
+EVASION_PREFACE = "躲避催收、不还款的办法我不能提供，这样做通常会让情况更糟。更稳妥的路是主动协商。\n\n"
+
+DECLINE_OUT_OF_SCOPE = (
+    "这个问题不在我能帮忙的范围里，抱歉。\n\n"
+    "我专门解答欠款逾期的相关问题，比如花呗、借呗逾期后会怎样、怎么协商还款、征信影响，"
+    "以及遇到催收骚扰怎么投诉。你可以直接问我这些。"
+)
+DECLINE_NOT_IN_KNOWLEDGE = (
+    "这个问题我的资料里没有可靠的答案，我不想给你不准确的信息。\n\n"
+    "我能帮你了解的有：逾期后的催收流程、怎么协商延期或分期、征信和芝麻信用的影响、"
+    "逾期费用、催收不能做什么、去哪里投诉、怎么识别冒充催收的诈骗。"
+)
+SCOPE_SUGGESTIONS = ["逾期一个月会怎么催收", "怎么和平台协商分期还款", "催收骚扰去哪里投诉"]
+
+CLARIFY_GENERAL = "别着急，我们一件一件来。你最想先了解哪方面？"
+CLARIFY_GREETING = "你好，我在。我可以帮你了解欠款逾期后的情况和可以做的事。你想先问哪方面？"
+CLARIFY_EMPTY = "我没看到文字内容。可以用一两句话告诉我你遇到的情况吗？比如“花呗逾期一个月会怎么样”。"
+CLARIFY_TOO_LONG = (
+    "你发来的内容有点长（约{chars}字），我怕理解偏了。\n\n"
+    "能用一两句话说说你最想问的问题吗？比如“逾期一个月会怎么催收”。"
+)
+CLARIFY_OPTIONS = ["逾期后会怎么催收", "怎么和平台协商还款", "逾期对征信有什么影响", "被催收骚扰怎么投诉"]
+
+SLOT_PREFIX_OVERDUE = "你提到{product}逾期{duration}。"
+SLOT_PREFIX_ABUSIVE = "你提到催收方式让你很难受，这不是你应该承受的。"
+
+RESET = "好的，我们重新开始。之前的对话内容不会再影响回答。你想了解什么？"
+FORGET = "已删除我为这段对话保存的全部信息。之后如果再来问，我们会从头开始。"
+
+ANSWER_DISCLAIMER = "以上为一般信息，不构成法律意见；具体金额和规则以平台账单页和官方渠道为准。"
