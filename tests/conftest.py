@@ -1,0 +1,71 @@
+"""Test-wide setup: offline model hubs, no telemetry, and one knowledge store
+ingested from knowledge/ into a temporary folder before any test runs.
+
+The environment is set at import time, before anything reads the settings, so
+every part of the program under test (including subprocesses) uses the
+temporary store and never the developer's data/ folder.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+TEST_DATA = Path(tempfile.mkdtemp(prefix="debt-help-tests-"))
+
+os.environ.update(
+    HF_HUB_OFFLINE="1",
+    TRANSFORMERS_OFFLINE="1",
+    ANONYMIZED_TELEMETRY="False",
+    DATA_DIR=str(TEST_DATA),
+    CHROMA_PATH=str(TEST_DATA / "chroma"),
+    SESSION_DB=str(TEST_DATA / "sessions.sqlite3"),
+    KNOWLEDGE_DIR=str(ROOT / "knowledge"),
+    LOG_LEVEL="WARNING",
+)
+for name in ("REDIS_URL", "CHROMA_HOST", "EMBEDDING_MODEL", "TELEGRAM_BOT_TOKEN", "TELEGRAM_BASE_URL",
+             "WEBHOOK_URL", "LLM_PROVIDER", "LLM_API_KEY", "LLM_BASE_URL", "LLM_MODEL"):
+    os.environ.pop(name, None)
+
+
+def pytest_sessionstart(session):
+    from bot.settings import get_settings, prepare_runtime_environment
+    from ingest.service import IngestService
+
+    settings = get_settings()
+    prepare_runtime_environment(settings)
+    IngestService(settings).run()
+
+
+def pytest_sessionfinish(session, exitstatus):
+    shutil.rmtree(TEST_DATA, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def settings():
+    from bot.settings import get_settings
+
+    return get_settings()
+
+
+@pytest.fixture(scope="session")
+def engine(settings):
+    """The real dialogue engine on the test store, with an in-memory session store."""
+    from bot.dialogue import build_engine
+    from bot.sessions import MemorySessionStore
+
+    return build_engine(settings, sessions=MemorySessionStore())
+
+
+@pytest.fixture
+def fresh_engine(engine):
+    """The shared engine with its conversations wiped (cheap: no store reload)."""
+    from bot.sessions import MemorySessionStore
+
+    engine.sessions = MemorySessionStore()
+    return engine
