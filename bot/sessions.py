@@ -22,6 +22,7 @@ and truncates its write-ahead log so the deleted text does not linger on disk.
 from __future__ import annotations
 
 import hashlib
+import hmac
 import json
 import sqlite3
 import threading
@@ -47,9 +48,22 @@ class SessionStore(Protocol):
         ...
 
 
+# A Telegram chat id has about ten digits, so a plain hash of it could be
+# reversed by trying them all; with SESSION_KEY_SECRET set, keys are an HMAC.
+_key_secret: bytes = b""
+
+
+def set_key_secret(secret: str | None) -> None:
+    global _key_secret
+    _key_secret = (secret or "").encode("utf-8")
+
+
 def conversation_key(conversation_id: str) -> str:
-    """The storage key for a conversation: SHA-256 hex of its id."""
-    return hashlib.sha256(str(conversation_id).encode("utf-8")).hexdigest()
+    """The storage key for a conversation: HMAC-SHA-256 (or SHA-256 without a secret) of its id."""
+    data = str(conversation_id).encode("utf-8")
+    if _key_secret:
+        return hmac.new(_key_secret, data, hashlib.sha256).hexdigest()
+    return hashlib.sha256(data).hexdigest()
 
 
 def _dumps(state: dict) -> str:
@@ -61,6 +75,7 @@ def _dumps(state: dict) -> str:
 def open_session_store(settings: Any) -> SessionStore:
     """Redis when `settings.redis_url` is set, else SQLite at `settings.session_db`."""
     timeout = settings.session_idle_timeout_s
+    set_key_secret(getattr(settings, "session_key_secret", None))
     if settings.redis_url:
         return RedisSessionStore(settings.redis_url, idle_timeout_s=timeout)
     return SQLiteSessionStore(settings.session_db, idle_timeout_s=timeout)

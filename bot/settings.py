@@ -44,6 +44,9 @@ class Settings(BaseSettings):
     session_db: Path = Path("data/sessions.sqlite3")
     redis_url: str | None = None  # set to share conversations between processes
     session_idle_timeout_s: int = Field(default=1800, ge=1)
+    # Set to any long random string: session keys become an HMAC of the chat id
+    # (every process sharing a Redis must use the same value).
+    session_key_secret: str | None = None
 
     # --- Telegram -----------------------------------------------------------------------
     telegram_bot_token: str | None = None

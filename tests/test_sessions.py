@@ -1,0 +1,366 @@
+"""Session stores: what a user would notice (context kept, expired, forgotten, shared).
+
+The Redis tests run against a real `redis-server` started here on a free
+loopback port; a missing binary is a failure, not a skip (.ci/run installs it).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from bot.sessions import (
+    REDIS_KEY_PREFIX,
+    MemorySessionStore,
+    RedisSessionStore,
+    SQLiteSessionStore,
+    conversation_key,
+    open_session_store,
+)
+from bot.settings import Settings
+
+REPO = Path(__file__).resolve().parents[1]
+CHAT_ID = "tg:987654321"  # what the Telegram front end would pass: never stored raw
+STATE = {"topic": "催收", "slots": {"product": "花呗", "overdue": "一个月"}, "history": ["催收打电话骂我"]}
+
+
+# --- helpers -------------------------------------------------------------------------
+
+
+def run_python(code: str, cwd: Path, **env_vars: str) -> str:
+    """Run `code` in a fresh interpreter (a real restart / a second process)."""
+    env = {k: v for k, v in os.environ.items() if k not in ("REDIS_URL", "SESSION_DB", "SESSION_IDLE_TIMEOUT_S")}
+    env["PYTHONPATH"] = str(REPO) + os.pathsep + env.get("PYTHONPATH", "")
+    env.update(env_vars)
+    done = subprocess.run(
+        [sys.executable, "-c", code], cwd=cwd, env=env, capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, f"subprocess failed:\n{done.stderr}"
+    return done.stdout
+
+
+def sqlite_files(db: Path) -> bytes:
+    """Everything SQLite keeps on disk for this database: main file, WAL, shared memory."""
+    parts = [db, db.with_name(db.name + "-wal"), db.with_name(db.name + "-shm")]
+    return b"".join(p.read_bytes() for p in parts if p.exists())
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def redis_url(tmp_path_factory):
+    """A real redis-server on loopback for this test session, stopped afterwards."""
+    binary = shutil.which("redis-server")
+    if binary is None:
+        pytest.fail(
+            "redis-server is not installed, and the Redis session-store tests need a real one. "
+            "Install Debian's package: apt-get update && apt-get install -y redis-server "
+            "(.ci/run does this in CI).",
+            pytrace=False,
+        )
+    import redis
+
+    workdir = tmp_path_factory.mktemp("redis")
+    last_output = ""
+    for _attempt in range(3):  # another process may grab the free port first
+        port = _free_port()
+        proc = subprocess.Popen(
+            [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+             "--dir", str(workdir)],
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        )
+        client = redis.Redis(host="127.0.0.1", port=port)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and proc.poll() is None:
+            try:
+                client.ping()
+                break
+            except redis.ConnectionError:
+                time.sleep(0.05)
+        else:
+            proc.kill()
+            last_output = proc.communicate()[0].decode(errors="replace")
+            continue
+        client.close()
+        try:
+            yield f"redis://127.0.0.1:{port}/0"
+        finally:
+            proc.terminate()
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        return
+    pytest.fail(f"redis-server did not start on loopback:\n{last_output}", pytrace=False)
+
+
+@pytest.fixture
+def redis_client(redis_url):
+    import redis
+
+    client = redis.Redis.from_url(redis_url)
+    client.flushdb()
+    yield client
+    client.close()
+
+
+@pytest.fixture(params=["memory", "sqlite", "redis"])
+def make_store(request, tmp_path):
+    """A factory for a store of each kind, with a chosen idle timeout."""
+    opened = []
+
+    def make(idle_timeout_s: float = 60):
+        if request.param == "memory":
+            store = MemorySessionStore(idle_timeout_s=idle_timeout_s)
+        elif request.param == "sqlite":
+            store = SQLiteSessionStore(tmp_path / "sessions.sqlite3", idle_timeout_s=idle_timeout_s)
+        else:
+            url = request.getfixturevalue("redis_url")
+            request.getfixturevalue("redis_client")  # empty database
+            store = RedisSessionStore(url, idle_timeout_s=idle_timeout_s)
+        opened.append(store)
+        return store
+
+    yield make
+    for store in opened:
+        store.close()
+
+
+# --- the interface, for every store --------------------------------------------------
+
+
+def test_store_keeps_replaces_and_deletes_a_conversation(make_store):
+    store = make_store()
+    assert store.load(CHAT_ID) is None
+    store.save(CHAT_ID, STATE)
+    assert store.load(CHAT_ID) == STATE
+    assert store.load("tg:other") is None  # conversations are separate
+
+    store.save(CHAT_ID, {"topic": "征信"})
+    assert store.load(CHAT_ID) == {"topic": "征信"}
+
+    store.delete(CHAT_ID)
+    assert store.load(CHAT_ID) is None
+    store.delete(CHAT_ID)  # forgetting twice is fine
+
+
+def test_loaded_state_is_a_copy(make_store):
+    store = make_store()
+    store.save(CHAT_ID, STATE)
+    loaded = store.load(CHAT_ID)
+    loaded["topic"] = "changed"
+    assert store.load(CHAT_ID) == STATE
+
+
+def test_state_must_be_json(make_store):
+    store = make_store()
+    with pytest.raises(TypeError):
+        store.save(CHAT_ID, {"when": object()})
+    with pytest.raises(TypeError):
+        store.save(CHAT_ID, ["not", "a", "dict"])
+    assert store.load(CHAT_ID) is None
+
+
+def test_idle_timeout_drops_context_and_saving_refreshes_it(make_store):
+    store = make_store(idle_timeout_s=0.5)
+    store.save(CHAT_ID, STATE)
+    time.sleep(0.3)
+    store.save(CHAT_ID, STATE)  # the user said something: the timer starts again
+    time.sleep(0.3)
+    assert store.load(CHAT_ID) == STATE  # 0.6 s since the first save, 0.3 s idle
+    time.sleep(0.7)
+    assert store.load(CHAT_ID) is None
+
+
+def test_memory_store_expiry_with_a_fake_clock():
+    now = [1000.0]
+    store = MemorySessionStore(idle_timeout_s=1800, clock=lambda: now[0])
+    store.save(CHAT_ID, STATE)
+    now[0] += 1800
+    assert store.load(CHAT_ID) == STATE
+    now[0] += 1
+    assert store.load(CHAT_ID) is None
+
+
+# --- choosing a store from settings -------------------------------------------------
+
+
+def test_open_session_store_follows_settings(tmp_path, redis_url):
+    sqlite_settings = Settings(session_db=tmp_path / "s.sqlite3", redis_url=None, session_idle_timeout_s=5)
+    store = open_session_store(sqlite_settings)
+    assert isinstance(store, SQLiteSessionStore) and store.idle_timeout_s == 5
+    store.close()
+    assert (tmp_path / "s.sqlite3").exists()
+
+    store = open_session_store(Settings(session_db=tmp_path / "unused.sqlite3", redis_url=redis_url))
+    assert isinstance(store, RedisSessionStore)
+    store.close()
+    assert not (tmp_path / "unused.sqlite3").exists()
+
+
+# --- SQLite ------------------------------------------------------------------------------
+
+SAVE_IN_PROCESS = """
+from bot.settings import Settings
+from bot.sessions import open_session_store
+store = open_session_store(Settings())
+store.save({cid!r}, {state!r})
+"""
+
+LOAD_IN_PROCESS = """
+import json
+from bot.settings import Settings
+from bot.sessions import open_session_store
+print(json.dumps(open_session_store(Settings()).load({cid!r}), ensure_ascii=False))
+"""
+
+
+def test_conversation_survives_a_restart(tmp_path):
+    db = tmp_path / "data" / "sessions.sqlite3"
+    run_python(SAVE_IN_PROCESS.format(cid=CHAT_ID, state=STATE), tmp_path, SESSION_DB=str(db))
+    out = run_python(LOAD_IN_PROCESS.format(cid=CHAT_ID), tmp_path, SESSION_DB=str(db))
+    assert json.loads(out) == STATE
+
+
+def test_forget_leaves_nothing_on_disk(tmp_path):
+    db = tmp_path / "sessions.sqlite3"
+    secret = "我欠了招商银行三万二"
+    store = SQLiteSessionStore(db)
+    store.save(CHAT_ID, {"history": [secret]})
+    store.save("tg:someone-else", {"history": ["别人的对话"]})
+
+    on_disk = sqlite_files(db)
+    assert CHAT_ID.encode() not in on_disk  # stored under a hash only
+    assert conversation_key(CHAT_ID).encode() in on_disk
+    assert secret.encode() in on_disk  # (so the check below means something)
+
+    store.delete(CHAT_ID)
+    assert secret.encode() not in sqlite_files(db)
+    assert conversation_key(CHAT_ID).encode() not in sqlite_files(db)
+    store.close()
+    store = SQLiteSessionStore(db)
+    assert store.load(CHAT_ID) is None
+    assert store.load("tg:someone-else") == {"history": ["别人的对话"]}
+    store.close()
+
+
+def test_expired_rows_are_purged(tmp_path):
+    db = tmp_path / "sessions.sqlite3"
+    store = SQLiteSessionStore(db, idle_timeout_s=0.2)
+    store.save("tg:1", {"topic": "old"})
+    time.sleep(0.4)
+    store.save("tg:2", {"topic": "new"})  # lazy purge happens on save
+    store.close()
+    import sqlite3
+
+    with sqlite3.connect(db) as raw:
+        keys = [row[0] for row in raw.execute("SELECT key FROM sessions")]
+    assert keys == [conversation_key("tg:2")]
+
+
+def test_one_store_from_many_threads(tmp_path):
+    store = SQLiteSessionStore(tmp_path / "sessions.sqlite3")
+    errors: list[BaseException] = []
+
+    def chat(n: int) -> None:
+        try:
+            for turn in range(40):
+                state = store.load(f"tg:{n}") or {"turns": []}
+                state["turns"].append(turn)
+                store.save(f"tg:{n}", state)
+                store.save("tg:shared", {"last": n})
+        except BaseException as exc:  # noqa: BLE001 - collected for the assert
+            errors.append(exc)
+
+    threads = [threading.Thread(target=chat, args=(n,)) for n in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    for n in range(8):
+        assert store.load(f"tg:{n}") == {"turns": list(range(40))}
+    assert store.load("tg:shared")["last"] in range(8)
+    store.close()
+
+
+HAMMER = """
+import sys
+from bot.sessions import SQLiteSessionStore
+store = SQLiteSessionStore(sys.argv[1])
+me = sys.argv[2]
+for i in range(150):
+    state = store.load("tg:" + me) or {"n": 0}
+    state["n"] += 1
+    store.save("tg:" + me, state)
+    store.save("tg:shared", {"by": me, "i": i})
+"""
+
+
+def test_two_processes_use_one_sqlite_file(tmp_path):
+    db = tmp_path / "sessions.sqlite3"
+    env = {k: v for k, v in os.environ.items()}
+    env["PYTHONPATH"] = str(REPO)
+    procs = [
+        subprocess.Popen([sys.executable, "-c", HAMMER, str(db), name], env=env,
+                         stderr=subprocess.PIPE, text=True)
+        for name in ("a", "b")
+    ]
+    for proc in procs:
+        _, err = proc.communicate(timeout=60)
+        assert proc.returncode == 0, err
+    store = SQLiteSessionStore(db)
+    assert store.load("tg:a") == {"n": 150}
+    assert store.load("tg:b") == {"n": 150}
+    assert store.load("tg:shared")["i"] == 149
+    store.close()
+
+
+# --- Redis ------------------------------------------------------------------------------
+
+
+def test_two_processes_share_a_conversation_through_redis(tmp_path, redis_url, redis_client):
+    first = {"topic": "催收", "history": ["催收打电话骂我"]}
+    run_python(SAVE_IN_PROCESS.format(cid=CHAT_ID, state=first), tmp_path, REDIS_URL=redis_url)
+    # A second bot process picks the conversation up and continues it.
+    continue_it = """
+from bot.settings import Settings
+from bot.sessions import open_session_store
+store = open_session_store(Settings())
+state = store.load({cid!r})
+state["history"].append("那怎么办")
+store.save({cid!r}, state)
+"""
+    run_python(continue_it.format(cid=CHAT_ID), tmp_path, REDIS_URL=redis_url)
+    out = run_python(LOAD_IN_PROCESS.format(cid=CHAT_ID), tmp_path, REDIS_URL=redis_url)
+    assert json.loads(out) == {"topic": "催收", "history": ["催收打电话骂我", "那怎么办"]}
+    assert not list(tmp_path.rglob("*.sqlite3"))  # nothing fell back to SQLite
+
+
+def test_redis_keys_are_hashed_and_expire(redis_url, redis_client):
+    store = RedisSessionStore(redis_url, idle_timeout_s=1800)
+    store.save(CHAT_ID, STATE)
+    keys = [k.decode() for k in redis_client.keys("*")]
+    expected = REDIS_KEY_PREFIX + hashlib.sha256(CHAT_ID.encode()).hexdigest()
+    assert keys == [expected]
+    assert CHAT_ID not in keys[0]
+    assert json.loads(redis_client.get(expected)) == STATE  # only what the caller gave
+    assert 1_790_000 < redis_client.pttl(expected) <= 1_800_000  # idle expiry is Redis's job
+    store.delete(CHAT_ID)
+    assert redis_client.keys("*") == []
+    store.close()
