@@ -18,13 +18,15 @@ from bot.reply import Reply, Source
 from bot.retrieval import Hit, RetrievalResult, Retriever
 from bot.safety import Assessment, assess, is_domain
 from bot.settings import Settings
-from bot.textnorm import clean_user_text, normalise_query
+from bot.textnorm import clean_user_text, has_problem_word, normalise_query
 
 log = logging.getLogger(__name__)
 
 EVASION_ENTRY = "evasion-consequences"
 CRISIS_TOPIC = "心理支持"
 DISCLAIMER_TOPICS = {"利息费用", "法律诉讼"}
+# A match this close to an entry's own wording is trusted without further checks.
+STRONG_MATCH = 0.8
 
 
 @dataclass
@@ -68,6 +70,10 @@ class AnswerEngine:
         if top is None:
             return False
         threshold = self.settings.relevance_threshold
+        if not has_problem_word(result.normalised) and top.dense < STRONG_MATCH:
+            # About a product but not about trouble with a debt ("花呗额度怎么提高"):
+            # the knowledge base does not cover it, however similar it sounds.
+            return False
         if top.dense >= threshold:
             return True
         # A weaker dense match is still trusted when the keyword leg agrees strongly

@@ -12,11 +12,13 @@ from __future__ import annotations
 
 import logging
 import re
+import threading
 import time
 from dataclasses import dataclass, field
 
 from bot import texts
 from bot.answer import AnswerEngine, Outcome, Slots
+from bot.embeddings import get_embedder
 from bot.reply import Reply
 from bot.retrieval import Retriever
 from bot.safety import VAGUE
@@ -193,7 +195,12 @@ def build_engine(settings: Settings | None = None, sessions: SessionStore | None
     """
     settings = settings or get_settings()
     prepare_runtime_environment(settings)
-    retriever = retriever or Retriever(settings)
+    embedder = retriever.embedder if retriever else get_embedder(settings.embedding_model)
+    # Loading the model's weights is mostly numpy work that releases the GIL, so
+    # it overlaps with opening the store and building the keyword index.
+    warm = threading.Thread(target=embedder.warm_up, name="embedder-warm-up", daemon=True)
+    warm.start()
+    retriever = retriever or Retriever(settings, embedder=embedder)
     retriever.load()
-    retriever.embedder.warm_up()
+    warm.join()
     return DialogueEngine(AnswerEngine(settings, retriever), sessions or open_session_store(settings))

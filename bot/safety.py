@@ -39,7 +39,7 @@ OUT_OF_SCOPE_PATTERNS = [
 GREETINGS = re.compile(r"^(在吗|在不在|你好|您好|hi|hello|哈喽|嗨|喂|有人吗|有人在吗|在么|早上好|晚上好)[?？!！。.~～ ]*$")
 VAGUE = re.compile(r"^(那|那我|那要|所以|然后|那现在|现在)?(怎么办|咋办|怎么弄|怎么搞|帮帮我|帮我|救命|求助|help|有问题|问个问题|我有个问题|请问|你好我想问一下|"
                    r"我想问(个|一个|一下)?(事|问题)?|想问一下|问一下|逾期了|我逾期了|欠钱了|我欠钱了|我欠款了|还不上了|还不起了|出事了|完了|怎么回事|咋回事|然后呢|"
-                   r"花呗逾期了|借呗逾期了|花呗借呗逾期了|网贷逾期了|信用卡逾期了|逾期|花呗|借呗|催收)"
+                   r"(花呗|借呗|网贷|信用卡|网商贷|支付宝)?[和、跟]?(花呗|借呗)?(逾期|欠款|欠钱|没还)了?|花呗|借呗|催收)"
                    r"[了啊呀吗呢吧嘛,，。.!！?？~～ ]*$")
 
 _crisis = re.compile("|".join(CRISIS_PATTERNS))
@@ -68,8 +68,9 @@ def assess(normalised: str) -> Assessment:
     evasion = bool(_evasion.search(text))
     domain = has_domain_word(text)
     out_of_scope = bool(_out_of_scope.search(text)) and not domain and not evasion
-    greeting = bool(GREETINGS.match(text))
-    vague = greeting or bool(VAGUE.match(text))
+    compact = text.replace(" ", "")
+    greeting = bool(GREETINGS.match(compact))
+    vague = greeting or bool(VAGUE.match(compact))
     return Assessment(evasion=evasion, out_of_scope=out_of_scope, vague=vague and not evasion, greeting=greeting)
 
 

@@ -68,7 +68,7 @@ ENGLISH_TERMS = {
     "sue": "起诉", "sued": "起诉", "lawsuit": "起诉", "court": "法院", "jail": "坐牢", "prison": "坐牢",
     "family": "家人", "contacts": "通讯录", "scam": "诈骗", "fraud": "诈骗", "police": "报警",
     "threat": "威胁", "threaten": "威胁", "threatened": "威胁", "evidence": "证据", "record": "录音",
-    "night": "夜间", "calls": "电话", "call": "电话", "agency": "第三方", "pay": "还款", "repay": "还款",
+    "night": "夜间", "calls": "电话", "call": "电话", "calling": "电话", "phone": "电话", "stop": "停催", "agency": "第三方", "pay": "还款", "repay": "还款",
     "repayment": "还款", "debt": "欠款", "loan": "贷款", "bank": "银行", "card": "信用卡",
 }
 
@@ -109,7 +109,7 @@ def to_simplified(text: str) -> str:
 def clean_user_text(text: str) -> str:
     """What the user sent, made safe to process and show back: control characters and markup tags removed."""
     text = _CONTROL.sub(" ", text or "")
-    text = _MARKUP.sub(" ", text)
+    text = _MARKUP.sub("", text)
     return _SPACES.sub(" ", text).strip()
 
 
@@ -132,6 +132,24 @@ def keyword_expansion(normalised: str) -> list[str]:
     """Extra keywords for the lexical leg: synonyms and English terms."""
     extra = [replacement for pattern, replacement in SYNONYMS if pattern.search(normalised)]
     return extra + english_expansion(normalised)
+
+
+# What the knowledge base is about: trouble with a debt, not using a product.
+# "花呗额度怎么提高" names the product but no trouble, and the bot has nothing on it.
+PROBLEM_WORDS = [
+    "逾期", "催收", "征信", "欠", "还不上", "还不起", "无力还款", "没钱", "投诉", "举报", "骚扰", "起诉", "法院", "传票",
+    "协商", "延期", "停息", "减免", "罚息", "逾期费", "违约金", "诈骗", "冒充", "骗", "家人", "通讯录", "联系人",
+    "律师", "坐牢", "犯法", "违法", "报警", "威胁", "恐吓", "骂", "上门", "焦虑", "压力", "害怕", "怕", "担心",
+    "不敢", "芝麻信用", "黑名单", "失信", "执行", "证据", "录音", "12378", "95188", "96110", "12356", "lpr",
+    "第三方", "借新还旧", "躲", "不还", "拖", "晚还", "催", "利息", "分期", "停催", "隐私", "泄露", "公司", "单位",
+    "该还", "晚了", "忘了还", "不良", "记录", "年化", "高利贷", "裁员", "失业", "借钱", "还花呗", "还借呗", "取现",
+    "消失", "收款码", "扫码", "转账", "难受", "心里", "情绪", "崩溃", "电话", "短信", "找我", "找上门", "还钱",
+]
+
+
+def has_problem_word(normalised: str) -> bool:
+    expanded = normalised + " " + " ".join(keyword_expansion(normalised))
+    return any(word in expanded for word in PROBLEM_WORDS)
 
 
 def has_domain_word(normalised: str) -> bool:
