@@ -1,0 +1,90 @@
+"""Multi-turn conversations: context, topic switches, reset, slots, sessions that survive."""
+
+from __future__ import annotations
+
+import uuid
+
+from bot.dialogue import DialogueEngine
+from bot.sessions import SQLiteSessionStore
+
+
+def conversation(engine, *messages):
+    cid = f"c-{uuid.uuid4().hex}"
+    return [engine.handle(cid, m) for m in messages]
+
+
+def test_follow_up_is_understood_in_the_light_of_the_topic(fresh_engine):
+    first, follow = conversation(fresh_engine, "催收打电话骂我", "那怎么办")
+    assert first.kind == follow.kind == "answer"
+    assert follow.sources[0].id in ("boundaries-threats-insults", "complaints-channels", "complaints-police")
+
+
+def test_a_complete_new_question_switches_topic(fresh_engine):
+    replies = conversation(fresh_engine, "催收打电话骂我", "花呗逾期会上征信吗")
+    assert replies[1].sources[0].id == "credit-huabei-report"
+
+
+def test_specific_follow_ups_get_their_own_entries(fresh_engine):
+    replies = conversation(fresh_engine, "催收打电话骂我", "要保存什么证据", "可以报警吗")
+    assert replies[1].sources[0].id == "complaints-evidence"
+    assert replies[2].sources[0].id == "complaints-police"
+
+
+def test_reset_drops_context(fresh_engine):
+    replies = conversation(fresh_engine, "催收打电话骂我", "/reset", "那怎么办")
+    assert replies[1].kind == "notice"
+    assert replies[2].kind == "clarify"
+
+
+def test_vague_start_gets_a_question_with_options_never_a_guess(fresh_engine):
+    (reply,) = conversation(fresh_engine, "怎么办")
+    assert reply.kind == "clarify" and 2 <= len(reply.suggestions) <= 4 and not reply.sources
+
+
+def test_stage_is_asked_only_when_it_matters_and_then_used(fresh_engine):
+    asked, answered, later = conversation(fresh_engine, "逾期了会怎么样", "一个月左右", "会上征信吗")
+    assert asked.kind == "clarify" and any("一个月" in s for s in asked.suggestions)
+    assert answered.kind == "answer" and answered.sources[0].id == "collection-one-month"
+    assert "你提到" in answered.text and "一个月" in answered.text
+    assert later.kind == "answer" and "你提到" not in later.text  # said once, not every turn
+
+
+def test_stage_given_up_front_is_not_asked_again(fresh_engine):
+    (reply,) = conversation(fresh_engine, "借呗逾期三天了会怎么样")
+    assert reply.kind == "answer"
+    assert reply.sources[0].id == "collection-early-days"
+
+
+def test_abusive_collection_is_acknowledged(fresh_engine):
+    (reply,) = conversation(fresh_engine, "催收天天半夜打电话威胁我")
+    assert reply.kind == "answer"
+    assert reply.text.startswith("你提到")
+
+
+def test_forget_deletes_the_conversation(fresh_engine):
+    cid = f"c-{uuid.uuid4().hex}"
+    fresh_engine.handle(cid, "花呗逾期一个月会怎么催收")
+    assert fresh_engine.sessions.load(cid) is not None
+    reply = fresh_engine.handle(cid, "/forget")
+    assert reply.kind == "notice" and "删除" in reply.text
+    assert fresh_engine.sessions.load(cid) is None
+
+
+def test_stored_state_holds_no_message_text(fresh_engine):
+    cid = f"c-{uuid.uuid4().hex}"
+    fresh_engine.handle(cid, "我叫张三，花呗欠了一万二，逾期一个月了，催收打给我妈")
+    state = fresh_engine.sessions.load(cid)
+    flat = repr(state)
+    assert "张三" not in flat and "一万二" not in flat and "我妈" not in flat
+
+
+def test_conversation_survives_a_restart_with_the_sqlite_store(engine, tmp_path):
+    db = tmp_path / "sessions.sqlite3"
+    before = DialogueEngine(engine.answers, SQLiteSessionStore(db))
+    before.handle("user-1", "催收打电话骂我")
+    # A new process would open the same file: a new store object on it.
+    after = DialogueEngine(engine.answers, SQLiteSessionStore(db))
+    reply = after.handle("user-1", "那怎么办")
+    assert reply.kind == "answer"
+    fresh = DialogueEngine(engine.answers, SQLiteSessionStore(tmp_path / "other.sqlite3"))
+    assert fresh.handle("user-1", "那怎么办").kind == "clarify"
