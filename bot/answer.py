@@ -24,6 +24,7 @@ log = logging.getLogger(__name__)
 
 EVASION_ENTRY = "evasion-consequences"
 CRISIS_TOPIC = "心理支持"
+CRISIS_LINES = ("12356", "800-810-1117")
 DISCLAIMER_TOPICS = {"利息费用", "法律诉讼"}
 # A match this close to an entry's own wording is trusted without further checks.
 STRONG_MATCH = 0.8
@@ -59,9 +60,11 @@ class Outcome:
 
 
 class AnswerEngine:
-    def __init__(self, settings: Settings, retriever: Retriever) -> None:
+    def __init__(self, settings: Settings, retriever: Retriever, generator=None) -> None:
         self.settings = settings
         self.retriever = retriever
+        # Optional language model (bot/llm.py LLMGenerator); None = offline composer only.
+        self.generator = generator
 
     # --- decisions ------------------------------------------------------------------
     def is_confident(self, result: RetrievalResult) -> bool:
@@ -84,7 +87,7 @@ class AnswerEngine:
     def crisis(self, started: float) -> Outcome:
         sources = []
         for unit in self.retriever.units.values():
-            if unit.topic == CRISIS_TOPIC and any(n in unit.body for n in ("12356", "800-810-1117")):
+            if unit.topic == CRISIS_TOPIC and all(n in unit.body for n in CRISIS_LINES):
                 sources.append(Source(unit.id, unit.display_title, 1.0, "；".join(unit.sources)))
                 break
         reply = Reply(texts.CRISIS, "crisis", sources, list(texts.CRISIS_SUGGESTIONS), _ms(started))
@@ -101,9 +104,11 @@ class AnswerEngine:
         return Outcome(reply, retrieval=result, assessment=assessment)
 
     def respond(self, message: str, *, query: str | None = None, slots: Slots | None = None,
-                started: float | None = None) -> Outcome:
+                started: float | None = None, in_context: bool = False, avoid: str | None = None) -> Outcome:
         """Answer `message`. `query` (default: the message) is what retrieval searches,
-        which lets the dialogue add the conversation's topic to an elliptical follow-up."""
+        which lets the dialogue add the conversation's topic to an elliptical follow-up
+        (`in_context`: a vague message is then answered, not questioned back). `avoid`:
+        an entry to pass over when another one is also a good match (the one just shown)."""
         started = started if started is not None else time.perf_counter()
         message = clean_user_text(message)
         if len(message) > self.settings.max_message_chars:
@@ -116,7 +121,7 @@ class AnswerEngine:
             return self.clarify(texts.CLARIFY_EMPTY, started, assessment=assessment)
         if assessment.out_of_scope:
             return self.decline(texts.DECLINE_OUT_OF_SCOPE, started, assessment)
-        if assessment.vague and query is None:
+        if assessment.vague and not in_context:
             text = texts.CLARIFY_GREETING if assessment.greeting else texts.CLARIFY_GENERAL
             return self.clarify(text, started, assessment=assessment)
 
@@ -127,6 +132,22 @@ class AnswerEngine:
             domain = is_domain(normalise_query(query or message))
             text = texts.DECLINE_NOT_IN_KNOWLEDGE if domain else texts.DECLINE_OUT_OF_SCOPE
             return self.decline(text, started, assessment, result)
+        if assessment.distress and result.top.unit.topic != CRISIS_TOPIC:
+            # Someone who says they are falling apart gets the support entry (with
+            # its helplines) first, when the knowledge base has a good match for it.
+            support = next((h for h in result.hits[1:] if h.unit.topic == CRISIS_TOPIC
+                            and h.dense >= self.settings.relevance_threshold), None)
+            if support is not None:
+                result.hits.remove(support)
+                result.hits.insert(0, support)
+        if avoid and result.top.unit.id == avoid:
+            # Move along the entry's own related links, to a good match only.
+            related = set(result.top.unit.related)
+            alternative = next((h for h in result.hits[1:4] if h.unit.id in related
+                                and h.dense >= self.settings.relevance_threshold + 0.1), None)
+            if alternative is not None:
+                result.hits.remove(alternative)
+                result.hits.insert(0, alternative)
         return self._compose(result, slots or Slots(), started, assessment)
 
     def _evasion(self, result: RetrievalResult, started: float, assessment: Assessment) -> Outcome:
@@ -160,6 +181,17 @@ class AnswerEngine:
         sources = [Source(unit.id, unit.display_title, round(hit.dense, 4), "；".join(unit.sources))]
         reply = Reply(body.strip(), "answer", sources, self.suggestions(hit, others), _ms(started))
         return Outcome(reply, topic=unit.id, retrieval=result, assessment=assessment)
+
+    def elaborate(self, outcome: Outcome, message: str, *, slots: Slots | None = None,
+                  previous_topic: str | None = None, on_partial=None) -> Outcome:
+        """With a language model configured, a composed answer is rewritten by it, grounded
+        and checked, with `outcome` as the fallback (bot/llm.py). Crisis, decline, clarify
+        and evasion replies are returned as they are: they never reach the model."""
+        if self.generator is None or outcome.reply.kind != "answer" or outcome.assessment.evasion:
+            return outcome
+        unit = self.retriever.units.get(previous_topic) if previous_topic else None
+        return self.generator.generate(clean_user_text(message), outcome, slots=slots,
+                                       topic_title=unit.title if unit else None, on_partial=on_partial)
 
     def suggestions(self, hit: Hit, others: list[Hit], limit: int = 3) -> list[str]:
         """Follow-ups: the entry's own related entries first, then other close matches."""

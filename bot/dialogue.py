@@ -24,7 +24,7 @@ from bot.retrieval import Retriever
 from bot.safety import VAGUE
 from bot.sessions import SessionStore, open_session_store
 from bot.settings import Settings, get_settings, prepare_runtime_environment
-from bot.textnorm import clean_user_text, normalise_query
+from bot.textnorm import OVERDUE_DURATION, clean_user_text, has_problem_word, normalise_query, parse_overdue, stage_words
 
 log = logging.getLogger(__name__)
 
@@ -32,38 +32,47 @@ RESET_COMMANDS = {"/reset", "/restart", "/new"}
 FORGET_COMMANDS = {"/forget", "/delete"}
 
 PRODUCTS = [("花呗", "花呗"), ("借呗", "借呗"), ("网商贷", "网商贷"), ("信用卡", "信用卡"), ("网贷", "网贷")]
-_NUM = r"(\d+|[一二两三四五六七八九十半几]+)"
-DURATION = re.compile(_NUM + r"\s*(个多月|个月|多月|月|天|日|周|星期|年|多年)")
-JUST_OVERDUE = re.compile(r"刚(刚)?(逾期|晚|过期|到期)|逾期(了)?(一两|两三|三四|几)天")
-ABUSIVE = re.compile(r"骂|威胁|恐吓|辱骂|侮辱|爆通讯录|骚扰|半夜|凌晨|上门闹|p图|群发|吓唬|暴力")
+ABUSIVE = re.compile(r"骂|威胁|恐吓|辱骂|侮辱|爆通讯录|骚扰|半夜|凌晨|上门闹|p图|群发|吓唬|暴力|态度(特别|很|非常)?(恶劣|差)|难听|轰炸")
 # Follow-ups lean on what was said before: "那怎么办", "要保存什么证据", "可以报警吗".
 FOLLOW_UP_START = re.compile(r"^(那|那么|那要|那我|那如果|还有|然后|如果|要是|可是|但是|所以|这样|这种|这个|那个|"
                              r"他们|对方|它|可以|能不能|能否|要不要|需要|是不是|会不会|有没有|what about|and |so )")
 FOLLOW_UP_MAX_CHARS = 14
+_CJK = re.compile(r"[\u4e00-\u9fff]")
+# "花呗逾期两个月了，" : the situation, said before the actual problem.
+SITUATION = re.compile(r"(花呗|借呗|网商贷|信用卡|网贷|支付宝)?[和、跟]?(花呗|借呗)?(已经)?" + OVERDUE_DURATION.pattern + r"(了|啦)?")
+ABOUT_THE_STAGE = re.compile(r"会怎么样|会怎样|接下来|会做什么|会怎么催|怎么催收|严厉|更凶|更狠|加大|升级|会发生什么|"
+                             r"什么后果|what will|what happens")
+_PUNCT = re.compile(r"[\s,，。.!！?？;；、~～]+")
 
-# Topics whose answer depends on how long the debt is overdue.
-STAGE_TOPIC = "催收流程"
 STAGE_OPTIONS = ["刚逾期几天", "逾期一个月左右", "逾期三个月以上"]
 STAGE_QUESTION = "逾期多久了？不同阶段的催收方式不太一样，我按你的情况说。"
 GENERIC_OVERDUE_QUESTION = re.compile(
     r"(逾期|没还|晚还|还不上)了?(以后|之后|后)?.{0,4}(会怎么样|会怎样|怎么样|会怎么催收|怎么催收|会被怎么催|有什么后果|后果是什么|会发生什么)")
+COMMAND_HINT_OPTIONS = ["逾期一个月会怎么催收", "怎么和平台协商还款", "催收骚扰去哪里投诉"]
 
 
-def extract_slots(normalised: str, slots: Slots) -> Slots:
+def extract_slots(normalised: str, slots: Slots, bare_duration: bool = False) -> Slots:
     """Update slots from what the user just said (latest mention wins)."""
     product = next((name for key, name in PRODUCTS if key in normalised), None)
-    duration = DURATION.search(normalised)
-    overdue = None
-    if duration:
-        overdue = duration.group(0).replace(" ", "")
-    elif JUST_OVERDUE.search(normalised):
-        overdue = "几天"
+    overdue = parse_overdue(normalised, bare=bare_duration)
     return Slots(
         product=product or slots.product,
-        overdue=overdue or slots.overdue,
+        overdue=overdue[0] if overdue else slots.overdue,
         abusive=slots.abusive or bool(ABUSIVE.search(normalised)),
         acknowledged=slots.acknowledged,
     )
+
+
+def problem_focus(normalised: str) -> str | None:
+    """The problem in "花呗逾期两个月了 每天被催收电话轰炸": the situation clause is
+    kept in the slots, and retrieval searches what the person actually asks about."""
+    match = SITUATION.search(normalised)
+    if not match:
+        return None
+    rest = _PUNCT.sub(" ", (normalised[:match.start()] + " " + normalised[match.end():])).strip()
+    if len(_CJK.findall(rest)) < 3 or not has_problem_word(rest) or ABOUT_THE_STAGE.search(rest):
+        return None  # nothing else asked, or it asks what this stage brings
+    return rest
 
 
 @dataclass
@@ -101,7 +110,9 @@ class DialogueEngine:
         return Reply(texts.FORGET, "notice")
 
     # --- one turn ---------------------------------------------------------------------
-    def handle(self, conversation_id: str, text: str) -> Reply:
+    def handle(self, conversation_id: str, text: str, on_partial=None) -> Reply:
+        """One turn. With a language model configured, `on_partial(text_so_far)` is called
+        (from this thread) as a checked answer streams in; the returned Reply is final."""
         started = time.perf_counter()
         message = clean_user_text(text if isinstance(text, str) else "")
         command = message.split("@", 1)[0].lower() if message.startswith("/") else ""
@@ -109,35 +120,48 @@ class DialogueEngine:
             return _timed(self.reset(conversation_id), started)
         if command in FORGET_COMMANDS:
             return _timed(self.forget(conversation_id), started)
+        if command:
+            # /start, /help and anything unknown: what the bot is for, and how to ask.
+            return _timed(Reply(texts.COMMAND_HELP, "notice", [], list(COMMAND_HINT_OPTIONS)), started)
 
         state = ConversationState.from_dict(self.sessions.load(conversation_id))
+        previous_topic = state.topic
         outcome = self._turn(state, message, started)
+        # The optional model sees this message, the previous topic and the slots: no earlier text.
+        outcome = self.answers.elaborate(outcome, message, slots=state.slots, previous_topic=previous_topic,
+                                         on_partial=on_partial)
         self._remember(state, outcome)
         self.sessions.save(conversation_id, state.to_dict())
-        log.info("turn kind=%s topic=%s latency_ms=%.1f", outcome.reply.kind, outcome.topic,
+        log.debug("turn kind=%s topic=%s latency_ms=%.1f", outcome.reply.kind, outcome.topic,
                  outcome.reply.latency_ms)
         return _timed(outcome.reply, started)
 
     def _turn(self, state: ConversationState, message: str, started: float) -> Outcome:
-        if len(message) > self.answers.settings.max_message_chars:
-            return self.answers.respond(message, started=started)
+        answers = self.answers
+        if len(message) > answers.settings.max_message_chars:
+            return answers.respond(message, started=started)
         normalised = normalise_query(message)
+        waiting_for_stage = state.pending == "overdue"
         had_overdue = state.slots.overdue
-        state.slots = extract_slots(normalised, state.slots)
+        state.slots = extract_slots(normalised, state.slots, bare_duration=waiting_for_stage)
+        slots = state.slots
 
         # The answer to "how long overdue?": go back to the question it was asked for.
-        if state.pending == "overdue" and state.slots.overdue and not had_overdue:
-            query = f"{state.slots.product or ''}逾期{state.slots.overdue}会怎么催收"
-            outcome = self.answers.respond(message, query=query, slots=state.slots, started=started)
+        if waiting_for_stage and slots.overdue and slots.overdue != had_overdue:
+            days = parse_overdue(slots.overdue, bare=True)
+            stage = stage_words(days[1]) if days else ""
+            query = f"{slots.product or ''}逾期{slots.overdue} {stage} 会怎么催收"
+            outcome = answers.respond(message, query=query, slots=slots, started=started, in_context=True)
             if outcome.reply.kind == "answer":
                 return outcome
 
         topic_unit = self.retriever.units.get(state.topic) if state.topic else None
-        if topic_unit is not None and VAGUE.match(normalised.strip()):
+        if topic_unit is not None and VAGUE.match(normalised.replace(" ", "")):
             # "那怎么办": nothing to search for on its own; it is about the topic.
-            return self._in_context(message, topic_unit, state, started)
+            return self._in_context(message, topic_unit, state, started, avoid_topic=False)
 
-        outcome = self.answers.respond(message, slots=state.slots, started=started)
+        query = self._standalone_query(normalised, slots)
+        outcome = answers.respond(message, query=query, slots=slots, started=started)
         if (topic_unit is not None and outcome.reply.kind in ("decline", "clarify")
                 and not (outcome.assessment.out_of_scope or outcome.assessment.empty
                          or outcome.assessment.greeting)
@@ -148,22 +172,43 @@ class DialogueEngine:
                 return contextual
         if outcome.reply.kind == "answer" and self._needs_stage(normalised, state):
             state.pending = "overdue"
-            return self.answers.clarify(STAGE_QUESTION, started, STAGE_OPTIONS)
+            return answers.clarify(STAGE_QUESTION, started, STAGE_OPTIONS)
         return outcome
 
-    def _in_context(self, message: str, topic_unit, state: ConversationState, started: float) -> Outcome:
-        return self.answers.respond(message, query=f"{topic_unit.title} {message}", slots=state.slots,
-                                    started=started)
+    def _standalone_query(self, normalised: str, slots: Slots) -> str | None:
+        """What retrieval searches for a message on its own; None means the message itself."""
+        query = problem_focus(normalised)
+        text = query or normalised
+        overdue = parse_overdue(normalised)
+        if query is None and overdue:
+            # "借呗逾期三个月了会怎么样" is about that stage: say it in the knowledge base's words.
+            text = f"{text} {stage_words(overdue[1])}"
+        if slots.product and slots.product != "花呗" and not any(key in text for key, _ in PRODUCTS):
+            # "会上征信吗" after "借呗逾期一个月了" is about 借呗. (花呗 is what the
+            # knowledge base assumes anyway, so naming it adds nothing.)
+            text = f"{slots.product} {text}"
+        return text if text != normalised else None
+
+    def _in_context(self, message: str, topic_unit, state: ConversationState, started: float,
+                    avoid_topic: bool = True) -> Outcome:
+        product = state.slots.product if state.slots.product and state.slots.product not in message else ""
+        query = f"{product} {topic_unit.title} {message}".strip()
+        # A specific follow-up ("要准备什么材料") asks for something new about the
+        # topic: prefer another good entry over repeating the one just shown.
+        return self.answers.respond(message, query=query, slots=state.slots, started=started,
+                                    in_context=True, avoid=topic_unit.id if avoid_topic else None)
 
     def _is_follow_up(self, normalised: str) -> bool:
         text = normalised.strip()
-        if VAGUE.match(text):
+        if not _CJK.search(text):
+            return False  # "<script>…" stripped to "alert(1)" is not a question about the topic
+        if VAGUE.match(text.replace(" ", "")):
             return True
         if FOLLOW_UP_START.match(text) and len(text) <= FOLLOW_UP_MAX_CHARS + 6:
             return True
         # Short and naming no product or stage of its own: an elliptical question.
         return len(text) <= FOLLOW_UP_MAX_CHARS and not any(k in text for k, _ in PRODUCTS) \
-            and not DURATION.search(text)
+            and parse_overdue(text) is None
 
     def _needs_stage(self, normalised: str, state: ConversationState) -> bool:
         """Ask how long overdue only when the answer really differs by stage: a
@@ -203,4 +248,9 @@ def build_engine(settings: Settings | None = None, sessions: SessionStore | None
     retriever = retriever or Retriever(settings, embedder=embedder)
     retriever.load()
     warm.join()
-    return DialogueEngine(AnswerEngine(settings, retriever), sessions or open_session_store(settings))
+    generator = None
+    if (settings.llm_provider or "none").strip().lower() != "none":
+        from bot.llm import build_generator  # langchain provider packages load only when configured
+
+        generator = build_generator(settings)
+    return DialogueEngine(AnswerEngine(settings, retriever, generator), sessions or open_session_store(settings))

@@ -26,6 +26,7 @@ log = logging.getLogger(__name__)
 RRF_K = 60
 DENSE_CANDIDATES = 60  # chunks; several chunks belong to one FAQ entry
 SECOND_CHUNK_WEIGHT = 0.3
+EXACT_MATCH = 0.95
 
 
 @dataclass(frozen=True)
@@ -74,6 +75,7 @@ class RetrievalResult:
 
 
 LONG_QUERY_CHARS = 50
+FOCUS_WEIGHT = 2.0  # in a long message, the question counts more than the story before it
 _CLAUSE = re.compile(r"[。！？!?，,；;\s]+")
 _QUESTION_MARK = re.compile(r"吗|么|怎么|怎样|什么|哪|该不该|能不能|可不可以|是不是|会不会|要不要|多久|多少|如何|\?|"
                             r"\b(how|what|who|where|can|is|should|will|do)\b")
@@ -225,9 +227,9 @@ class Retriever:
             return result
         # A long, rambling message is searched as a whole and by its question
         # sentences: the question is usually at the end, after the story.
-        queries = [normalised] + question_focus(normalised)
+        queries = [(normalised, 1.0)] + [(focus, FOCUS_WEIGHT) for focus in question_focus(normalised)]
         hits: dict[str, Hit] = {}
-        for q in queries:
+        for q, weight in queries:
             dense = self.dense(index, q) if mode in ("hybrid", "dense") else []
             lexical = self.lexical(index, q) if mode in ("hybrid", "lexical") else []
             for rank, (uid, score, body) in enumerate(dense, start=1):
@@ -235,13 +237,21 @@ class Retriever:
                 if score > hit.dense:
                     hit.dense, hit.best_chunk = score, body
                 hit.dense_rank = min(rank, hit.dense_rank or rank)
-                hit.score += 1.0 / (RRF_K + rank)
+                hit.score += weight / (RRF_K + rank)
             for rank, (uid, score, body) in enumerate(lexical, start=1):
                 hit = hits.setdefault(uid, Hit(unit=index.units[uid], score=0.0, best_chunk=body))
                 hit.lexical = max(hit.lexical, score)
                 hit.lexical_rank = min(rank, hit.lexical_rank or rank)
-                hit.score += 1.0 / (RRF_K + rank)
-        ranked = sorted(hits.values(), key=lambda h: (-h.score, -h.dense))
+                hit.score += weight / (RRF_K + rank)
+        # Ties (one leg says A then B, the other B then A) are frequent with two
+        # legs; they go to the unit both legs are more sure of, by score.
+        top_lexical = max((h.lexical for h in hits.values()), default=0.0) or 1.0
+        ranked = sorted(hits.values(), key=lambda h: (-round(h.score, 6), -(h.dense + h.lexical / top_lexical)))
+        # Someone who asks (nearly) exactly one of an entry's own questions means that entry.
+        closest = max(ranked, key=lambda h: h.dense, default=None)
+        if closest is not None and closest.dense >= EXACT_MATCH and ranked[0] is not closest:
+            ranked.remove(closest)
+            ranked.insert(0, closest)
         # Dense similarities of units the dense leg did not return are unknown
         # (0.0); that is fine: they only matter for the relevance threshold.
         result.hits = ranked[:k]

@@ -36,6 +36,9 @@ OUT_OF_SCOPE_PATTERNS = [
     r"菜谱", r"做饭", r"电影", r"游戏", r"星座", r"算命", r"减肥", r"旅游", r"足球", r"篮球", r"weather", r"poem",
     r"stock", r"recipe", r"homework", r"joke",
 ]
+# Distress short of crisis: the answer should be the support entry, not only the practical one.
+DISTRESS = re.compile(r"心态崩|崩溃|想找人聊|找人说说|找人倾诉|好绝望|很绝望|抑郁|睡不着|天天哭|"
+                      r"焦虑|心慌|stressed|anxious|depressed|overwhelmed")
 GREETINGS = re.compile(r"^(在吗|在不在|你好|您好|hi|hello|哈喽|嗨|喂|有人吗|有人在吗|在么|早上好|晚上好)[?？!！。.~～ ]*$")
 VAGUE = re.compile(r"^(那|那我|那要|所以|然后|那现在|现在)?(怎么办|咋办|怎么弄|怎么搞|帮帮我|帮我|救命|求助|help|有问题|问个问题|我有个问题|请问|你好我想问一下|"
                    r"我想问(个|一个|一下)?(事|问题)?|想问一下|问一下|逾期了|我逾期了|欠钱了|我欠钱了|我欠款了|还不上了|还不起了|出事了|完了|怎么回事|咋回事|然后呢|"
@@ -56,6 +59,7 @@ class Assessment:
     vague: bool = False
     empty: bool = False
     greeting: bool = False
+    distress: bool = False
 
 
 def assess(normalised: str) -> Assessment:
@@ -71,7 +75,8 @@ def assess(normalised: str) -> Assessment:
     compact = text.replace(" ", "")
     greeting = bool(GREETINGS.match(compact))
     vague = greeting or bool(VAGUE.match(compact))
-    return Assessment(evasion=evasion, out_of_scope=out_of_scope, vague=vague and not evasion, greeting=greeting)
+    return Assessment(evasion=evasion, out_of_scope=out_of_scope, vague=vague and not evasion, greeting=greeting,
+                      distress=bool(DISTRESS.search(text)))
 
 
 def is_domain(normalised: str) -> bool:

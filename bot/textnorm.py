@@ -44,6 +44,7 @@ SYNONYMS: list[tuple[re.Pattern, str]] = [
         ("家人|家里|父母|爸妈|老婆|老公|亲戚|朋友|同事", "家人 联系人"),
         ("还不上|还不起|没钱还|没能力还|没收入|没工作|失业|一点钱都没有|身无分文", "无力还款 协商"),
         ("凌晨|半夜|深夜|大晚上|晚上十一点|早上六点", "夜间 22点 时间"),
+        ("心态崩|崩溃|想找人聊|找人说说|找人倾诉|睡不着|抑郁|心理", "焦虑 心理 情绪 热线"),
         ("怎么说|怎么开口|写一段|话术|说辞", "怎么说 话术"),
         ("链接|点链接|验证码", "诈骗 冒充 短信"),
         ("消金|消费金融|持牌", "网贷 其他平台"),
@@ -56,6 +57,69 @@ SYNONYMS: list[tuple[re.Pattern, str]] = [
         ("传票|开庭|法院短信|起诉书", "法院 起诉 应诉"),
     ]
 ]
+
+# How long a debt is overdue, said the way people say it: "逾期三个月了", "拖了半年",
+# "晚了两天", "三天没还". A duration in another role ("要逾期180天才能延期") is not one.
+_CN_DIGITS = {"零": 0, "一": 1, "二": 2, "两": 2, "三": 3, "四": 4, "五": 5, "六": 6, "七": 7, "八": 8, "九": 9}
+_NUMBER = r"(\d+|[一二两三四五六七八九十半几]+)"
+_UNIT = r"(个多月|个月|多月|月|天|日|周|星期|年|多年)"
+OVERDUE_DURATION = re.compile(
+    rf"(?:(?<!要)(?<!才)(?<!需要)(?:逾期|拖了|拖欠|晚了|欠了|超期|过期|延期)(?:了|快|已经|将近|差不多|都)?{_NUMBER}{_UNIT}"
+    rf"|{_NUMBER}{_UNIT}(?:多)?(?:了)?(?:没还|未还|没有还|逾期))")
+JUST_OVERDUE = re.compile(r"刚(刚)?(逾期|晚|过期|到期)|逾期(了)?(一两|两三|三四|几)天|(昨天|前天)(就)?(该|应该)还")
+
+
+def _to_number(text: str) -> float:
+    if text.isdigit():
+        return float(text)
+    if text == "半":
+        return 0.5
+    if text in ("几", "几十"):
+        return 3.0 if text == "几" else 30.0
+    total, current = 0, 0
+    for ch in text:
+        if ch == "十":
+            total += (current or 1) * 10
+            current = 0
+        elif ch in _CN_DIGITS:
+            current = _CN_DIGITS[ch]
+    return float(total + current) if (total or current) else 1.0
+
+
+_BARE_DURATION = re.compile(rf"{_NUMBER}{_UNIT}")
+
+
+def parse_overdue(normalised: str, bare: bool = False) -> tuple[str, float] | None:
+    """(as the user said it, approximate days) when the message says how long it is overdue.
+
+    `bare`: also take a duration on its own ("三个月了"), as in an answer to
+    "逾期多久了？".
+    """
+    match = OVERDUE_DURATION.search(normalised)
+    if match is None and bare:
+        bare_match = _BARE_DURATION.search(normalised)
+        if bare_match:
+            number, unit = bare_match.group(1), bare_match.group(2)
+            days = _to_number(number) * {"天": 1, "日": 1, "周": 7, "星期": 7, "年": 365, "多年": 400}.get(unit, 30)
+            return f"{number}{unit}", days
+    if match:
+        number = match.group(1) or match.group(3)
+        unit = match.group(2) or match.group(4)
+        days = _to_number(number) * {"天": 1, "日": 1, "周": 7, "星期": 7, "年": 365, "多年": 400}.get(unit, 30)
+        return f"{number}{unit}", days
+    if JUST_OVERDUE.search(normalised):
+        return "几天", 3.0
+    return None
+
+
+def stage_words(days: float) -> str:
+    """The words the knowledge base uses for a stage of overdue."""
+    if days <= 20:
+        return "刚逾期几天 逾期初期"
+    if days < 75:
+        return "逾期一个月左右"
+    return "逾期好几个月 长期逾期"
+
 
 # English questions: the default embedding model is multilingual, so dense
 # retrieval understands them; these terms give the keyword leg a chance too.
