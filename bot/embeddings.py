@@ -8,6 +8,7 @@ imported lazily because torch takes seconds to import.
 
 from __future__ import annotations
 
+import sys
 import threading
 from functools import lru_cache
 
@@ -71,6 +72,17 @@ class BundledUSEEmbedder(Embedder):
             return _normalise(self._model.encode(list(texts)))
 
 
+def _quiet_model_loading() -> None:
+    """No "Loading weights" / download bars from transformers when stderr is not a
+    terminal: ingest and the bot stay quiet in CI, pipes and service logs."""
+    try:
+        from transformers.utils import logging as transformers_logging
+
+        transformers_logging.disable_progress_bar()
+    except Exception:  # pragma: no cover - depends on the transformers version
+        pass
+
+
 class SentenceTransformerEmbedder(Embedder):
     """Any sentence-transformers model, by hub id or local path (torch imported here)."""
 
@@ -84,6 +96,8 @@ class SentenceTransformerEmbedder(Embedder):
                 "(`pip install -e '.[st]'`, after `pip install torch==2.13.0`) "
                 f"or set EMBEDDING_MODEL={BUNDLED_EMBEDDING_MODEL} for the bundled model."
             ) from exc
+        if not sys.stderr.isatty():
+            _quiet_model_loading()
         try:
             self._model = SentenceTransformer(model_name_or_path, device="cpu")
         except Exception as exc:

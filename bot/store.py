@@ -34,9 +34,6 @@ from typing import Any
 from bot.settings import Settings
 
 MANIFEST_FORMAT = 1
-# Versions kept besides the current one: a bot that has not yet noticed the
-# newest flip can still read the one before it.
-KEEP_PREVIOUS_VERSIONS = 1
 
 
 class StoreError(RuntimeError):
@@ -268,12 +265,17 @@ class KnowledgeStore:
                 pass
         shutil.rmtree(self.root / "versions" / version, ignore_errors=True)
 
-    def collect_garbage(self, current: str) -> list[str]:
-        """Drop versions older than the current one and the one before it, and orphans
-        left by failed runs (anything not current that is not among the newest kept)."""
+    def collect_garbage(self, current: str, previous: str | None) -> list[str]:
+        """Drop every version except the current one and `previous` (the version the
+        pointer named before `current` was published, None on a first ingest),
+        including orphans left by failed or killed runs. Keeping `previous` lets a
+        bot that has not yet noticed the flip still read the version before it.
+
+        Kept by identity, not by name order: an orphan sorts between the two
+        versions, and versions made within one second sort by their random tail.
+        """
         versions = self.list_versions()
-        older = [v for v in versions if v < current]
-        keep = set(older[-KEEP_PREVIOUS_VERSIONS:]) | {current}
+        keep = {current} | ({previous} if previous else set())
         dropped = []
         for version in versions:
             if version not in keep:

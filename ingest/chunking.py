@@ -50,7 +50,7 @@ def _unit_metadata(unit: KnowledgeUnit) -> dict:
         "sources": "\n".join(unit.sources),
         "related": ",".join(unit.related),
         "reviewed": unit.reviewed,
-        "file": unit.file,
+        "file": unit.source_path or unit.file,
     }
 
 

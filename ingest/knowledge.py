@@ -10,7 +10,7 @@ import datetime as dt
 import hashlib
 import json
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import yaml
@@ -57,6 +57,10 @@ class KnowledgeUnit:
     sources: tuple[str, ...] = ()
     related: tuple[str, ...] = ()
     reviewed: str = ""
+    # The file relative to the knowledge folder ("faq/collection.yaml"): unlike
+    # `file` (shown to the operator, relative to the working directory) it does
+    # not depend on where ingest runs from, so it is what identifies the unit.
+    source_path: str = ""
     extra: dict = field(default_factory=dict, compare=False)
 
     @property
@@ -66,7 +70,7 @@ class KnowledgeUnit:
             for k in ("id", "source_type", "title", "body", "topic", "heading", "questions",
                       "tags", "sources", "related", "reviewed")
         }
-        payload["file"] = self.file
+        payload["file"] = self.source_path or self.file
         return hashlib.sha1(json.dumps(payload, ensure_ascii=False, sort_keys=True).encode()).hexdigest()[:16]
 
 
@@ -289,12 +293,12 @@ def load_knowledge(knowledge_dir: Path) -> Knowledge:
         raise KnowledgeError([Problem(display(knowledge_dir), 0, "no FAQ (faq/*.yaml) or article (article/*.md) files found")])
     for path in faq_files:
         loaded, found = load_faq_file(path, display(path))
-        units.extend(loaded)
+        units.extend(replace(u, source_path=path.relative_to(knowledge_dir).as_posix()) for u in loaded)
         problems.extend(found)
         files.append(display(path))
     for path in article_files:
         loaded, found = load_article_file(path, display(path))
-        units.extend(loaded)
+        units.extend(replace(u, source_path=path.relative_to(knowledge_dir).as_posix()) for u in loaded)
         problems.extend(found)
         files.append(display(path))
 

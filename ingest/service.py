@@ -149,7 +149,7 @@ class IngestService:
                 # Never leave a half-written version behind; the pointer was not moved.
                 self.store.drop_version(version)
                 raise
-            self.store.collect_garbage(version)
+            self.store.collect_garbage(version, previous=report.previous_version)
             report.version = version
         report.duration_s = round(time.perf_counter() - started, 3)
         return report
