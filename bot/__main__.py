@@ -23,6 +23,7 @@ def build_parser() -> argparse.ArgumentParser:
     ask.add_argument("--json", action="store_true", help="print the reply as one JSON object")
     chat = sub.add_parser("chat", help="one conversation on stdin, one message per line")
     chat.add_argument("--json", action="store_true", help="one JSON object per reply, one per line")
+    chat.add_argument("--conversation", metavar="ID", help="continue this stored conversation (default: a new one)")
     sub.add_parser("telegram", help="run the Telegram bot (TELEGRAM_BOT_TOKEN)")
     sub.add_parser("replay", help="replay conversation fixtures (see docs/replay.md)", add_help=False)
     sub.add_parser("eval", help="measure retrieval and answers on the labelled set", add_help=False)
@@ -59,7 +60,7 @@ def main(argv: list[str] | None = None) -> int:
         if command == "chat":
             from bot.cli import chat
 
-            return chat(getattr(args, "json", False))
+            return chat(getattr(args, "json", False), conversation_id=getattr(args, "conversation", None))
         if command == "telegram":
             if not settings.telegram_bot_token:
                 print("TELEGRAM_BOT_TOKEN is not set (see .env.example).", file=sys.stderr)

@@ -45,14 +45,16 @@ def ask(question: str, as_json: bool) -> int:
     return 0
 
 
-def chat(as_json: bool, stdin=None) -> int:
-    """One conversation, one message per line. Blank lines are ignored; /reset starts over."""
+def chat(as_json: bool, stdin=None, conversation_id: str | None = None) -> int:
+    """One conversation, one message per line. Blank lines are ignored; /reset starts over.
+
+    `conversation_id` continues a stored conversation (e.g. one shared through Redis)."""
     from bot.dialogue import build_engine
 
     stdin = stdin or sys.stdin
     interactive = not as_json and stdin.isatty()
     engine = build_engine()
-    conversation_id = f"cli-{uuid.uuid4().hex}"
+    conversation_id = conversation_id or f"cli-{uuid.uuid4().hex}"
     if interactive:
         print("你好，我可以解答花呗、借呗等欠款逾期的问题。输入 /reset 重新开始，/forget 删除记录，Ctrl-D 退出。\n")
     while True:

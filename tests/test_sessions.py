@@ -364,3 +364,29 @@ def test_redis_keys_are_hashed_and_expire(redis_url, redis_client):
     store.delete(CHAT_ID)
     assert redis_client.keys("*") == []
     store.close()
+
+
+def test_two_bot_processes_share_a_conversation_through_redis(redis_url, redis_client):
+    """The dialogue, not just the store: a follow-up handled by another process keeps the topic."""
+    import json as _json
+    import os as _os
+    import subprocess as _subprocess
+    import sys as _sys
+
+    env = _os.environ.copy()
+    env["REDIS_URL"] = redis_url
+
+    def chat(message):
+        result = _subprocess.run([_sys.executable, "-m", "bot", "chat", "--json", "--conversation", "shared-1"],
+                                 input=message + "\n", capture_output=True, text=True, env=env, timeout=120)
+        assert result.returncode == 0, result.stderr
+        return _json.loads(result.stdout)
+
+    first = chat("催收打电话骂我")
+    follow_up = chat("那怎么办")
+    assert first["kind"] == "answer"
+    assert follow_up["kind"] == "answer"  # without the shared topic this would be a clarify
+    assert redis_client.keys("debt-help:session:*")
+    unrelated = _subprocess.run([_sys.executable, "-m", "bot", "chat", "--json", "--conversation", "other"],
+                                input="那怎么办\n", capture_output=True, text=True, env=env, timeout=120)
+    assert _json.loads(unrelated.stdout)["kind"] == "clarify"
