@@ -10,7 +10,7 @@ import argparse
 import logging
 import sys
 
-from bot.settings import get_settings, prepare_runtime_environment
+from bot.settings import ConfigurationError, get_settings, prepare_runtime_environment
 from bot.store import StoreError
 
 
@@ -69,7 +69,7 @@ def main(argv: list[str] | None = None) -> int:
 
             run(settings)
             return 0
-    except StoreError as exc:
+    except (StoreError, ConfigurationError) as exc:
         print(f"{exc}", file=sys.stderr)
         return 3
     except KeyboardInterrupt:

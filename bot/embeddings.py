@@ -15,10 +15,10 @@ from functools import lru_cache
 import numpy as np
 from langchain_core.embeddings import Embeddings
 
-from bot.settings import BUNDLED_EMBEDDING_MODEL
+from bot.settings import BUNDLED_EMBEDDING_MODEL, ConfigurationError
 
 
-class EmbeddingModelError(RuntimeError):
+class EmbeddingModelError(ConfigurationError):
     """The configured embedding model cannot be loaded."""
 
 

