@@ -1,0 +1,234 @@
+"""Turning a `Reply` into Telegram messages: HTML, compact sources, splitting, buttons.
+
+Every dynamic string (answer text, source titles, suggestions, the user's own
+question) goes through `html.escape`; the only markup is the tags written here.
+Splitting works on the plain text first and escapes each piece afterwards, so a
+split can never land inside a tag or an entity.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+import secrets
+import time
+from collections import OrderedDict
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from telegram import InlineKeyboardButton, InlineKeyboardMarkup
+
+from bot.reply import Reply
+from bot.telegram import texts
+
+# Telegram's limit for one message's text (after entity parsing). We measure the
+# HTML source, which is never shorter than what Telegram counts, in UTF-16 code
+# units as Telegram does.
+MAX_MESSAGE_LEN = 4096
+MAX_SOURCES = 5
+MAX_BUTTON_LABEL = 40  # characters shown on a suggestion button
+MAX_CALLBACK_BYTES = 64  # Telegram's limit for callback_data
+
+_CIRCLED = "①②③④⑤⑥⑦⑧⑨⑩⑪⑫⑬⑭⑮⑯⑰⑱⑲⑳"
+_BULLET = re.compile(r"^(\s*)[-*•]\s+")
+_PARAGRAPH_BREAK = re.compile(r"\n\s*\n")
+
+
+def utf16_len(text: str) -> int:
+    """Length as Telegram counts it (UTF-16 code units)."""
+    return len(text.encode("utf-16-le")) // 2
+
+
+def escape(text: str) -> str:
+    return html.escape(text, quote=False)
+
+
+def _circled(n: int) -> str:
+    return _CIRCLED[n - 1] if 1 <= n <= len(_CIRCLED) else f"({n})"
+
+
+def _tidy(text: str) -> str:
+    """Plain text -> plain text with "- " bullets as "• " and no trailing spaces."""
+    lines = []
+    for line in text.replace("\r\n", "\n").replace("\r", "\n").split("\n"):
+        lines.append(_BULLET.sub(lambda m: m.group(1) + "• ", line.rstrip()))
+    return "\n".join(lines).strip()
+
+
+def sources_line(reply: Reply) -> str | None:
+    """`<i>来源：① title ② title</i>`, distinct titles, at most MAX_SOURCES."""
+    titles: list[str] = []
+    for source in reply.sources:
+        title = " ".join((source.title or "").split())
+        if title and title not in titles:
+            titles.append(title)
+    if not titles:
+        return None
+    parts = [f"{_circled(i)} {escape(title)}" for i, title in enumerate(titles[:MAX_SOURCES], 1)]
+    return f"<i>{texts.SOURCES_LABEL}{' '.join(parts)}</i>"
+
+
+def _hard_split(text: str, limit: int) -> list[str]:
+    """Split plain text so each escaped piece fits in `limit`; prefers line breaks."""
+    pieces: list[str] = []
+    current = ""
+    current_len = 0
+    for line in text.split("\n"):
+        candidate_len = current_len + (1 if current else 0) + utf16_len(escape(line))
+        if current and candidate_len <= limit:
+            current += "\n" + line
+            current_len = candidate_len
+            continue
+        if current:
+            pieces.append(current)
+            current, current_len = "", 0
+        if utf16_len(escape(line)) <= limit:
+            current, current_len = line, utf16_len(escape(line))
+            continue
+        # One line longer than a whole message: cut it by characters.
+        for ch in line:
+            ch_len = utf16_len(escape(ch))
+            if current_len + ch_len > limit:
+                pieces.append(current)
+                current, current_len = "", 0
+            current += ch
+            current_len += ch_len
+    if current:
+        pieces.append(current)
+    return pieces
+
+
+def split_html_paragraphs(paragraphs: Sequence[str], limit: int = MAX_MESSAGE_LEN) -> list[str]:
+    """Pack already-rendered HTML paragraphs into messages of at most `limit`.
+
+    Paragraphs are joined by a blank line and never split here; callers make
+    sure each one fits (see `render_reply`).
+    """
+    chunks: list[str] = []
+    current = ""
+    for paragraph in paragraphs:
+        if not paragraph:
+            continue
+        joined = f"{current}\n\n{paragraph}" if current else paragraph
+        if utf16_len(joined) <= limit:
+            current = joined
+        else:
+            if current:
+                chunks.append(current)
+            current = paragraph
+    if current:
+        chunks.append(current)
+    return chunks
+
+
+def render_reply(reply: Reply, *, question: str | None = None, limit: int = MAX_MESSAGE_LEN) -> list[str]:
+    """The reply as one or more Telegram HTML messages, in order.
+
+    `question` (a pressed button's question) is shown first, in bold, so the
+    chat shows what was asked. Long answers are split at paragraph boundaries;
+    a paragraph longer than a whole message is split at line breaks, and a line
+    longer than that by characters. The sources line goes at the very end.
+    """
+    paragraphs: list[str] = []
+    if question:
+        for piece in _hard_split(" ".join(question.split()), limit - len("<b></b>")):
+            paragraphs.append(f"<b>{escape(piece)}</b>")
+    body = _tidy(reply.text or "")
+    for paragraph in _PARAGRAPH_BREAK.split(body):
+        paragraph = paragraph.strip("\n")
+        if not paragraph.strip():
+            continue
+        for piece in _hard_split(paragraph, limit):
+            paragraphs.append(escape(piece))
+    line = sources_line(reply)
+    if line:
+        if utf16_len(line) > limit:  # absurdly many/long titles: drop the styling, keep text
+            paragraphs.extend(escape(p) for p in _hard_split(html.unescape(line[3:-4]), limit))
+        else:
+            paragraphs.append(line)
+    if not paragraphs:
+        paragraphs.append(escape("…"))
+    return split_html_paragraphs(paragraphs, limit)
+
+
+# --- buttons ------------------------------------------------------------------------------
+
+def _label(text: str) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= MAX_BUTTON_LABEL else text[: MAX_BUTTON_LABEL - 1] + "…"
+
+
+def topics_keyboard(columns: int = 3) -> InlineKeyboardMarkup:
+    buttons = [InlineKeyboardButton(label, callback_data=f"t:{i}") for i, (label, _) in enumerate(texts.TOPICS)]
+    rows = [buttons[i : i + columns] for i in range(0, len(buttons), columns)]
+    return InlineKeyboardMarkup(rows)
+
+
+def suggestions_keyboard(suggestions: Sequence[str], book: "SuggestionBook", *, one_shot: bool) -> InlineKeyboardMarkup | None:
+    """One button per row; callback data is a short key into the chat's SuggestionBook.
+
+    `one_shot` (clarification options) uses prefix "c:" so pressing one removes
+    the options; follow-up suggestions ("q:") stay pressable.
+    """
+    prefix = "c" if one_shot else "q"
+    rows = []
+    seen: set[str] = set()
+    for suggestion in suggestions:
+        text = " ".join((suggestion or "").split())
+        if not text or text in seen:
+            continue
+        seen.add(text)
+        key = book.add(text)
+        rows.append([InlineKeyboardButton(_label(text), callback_data=f"{prefix}:{key}")])
+    return InlineKeyboardMarkup(rows) if rows else None
+
+
+@dataclass
+class _Entry:
+    text: str
+    created: float
+
+
+class SuggestionBook:
+    """Per-chat, short-lived map from a short random key to a suggestion's text.
+
+    Telegram limits callback_data to 64 bytes, and suggestions are Chinese
+    questions (3 bytes a character), so buttons carry a key instead of the text.
+    Keys are random, so a button from before a restart never maps to another
+    suggestion; it is simply "expired".
+    """
+
+    def __init__(self, ttl_s: float = 6 * 3600, capacity: int = 64, clock=time.monotonic) -> None:
+        self.ttl_s = ttl_s
+        self.capacity = capacity
+        self._clock = clock
+        self._entries: OrderedDict[str, _Entry] = OrderedDict()
+
+    def add(self, text: str) -> str:
+        self._expire()
+        key = secrets.token_urlsafe(6)  # 8 characters
+        while key in self._entries:
+            key = secrets.token_urlsafe(6)
+        self._entries[key] = _Entry(text, self._clock())
+        while len(self._entries) > self.capacity:
+            self._entries.popitem(last=False)
+        return key
+
+    def get(self, key: str) -> str | None:
+        self._expire()
+        entry = self._entries.get(key)
+        return entry.text if entry else None
+
+    def clear(self) -> None:
+        self._entries.clear()
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def _expire(self) -> None:
+        now = self._clock()
+        while self._entries:
+            key, entry = next(iter(self._entries.items()))
+            if now - entry.created <= self.ttl_s:
+                break
+            del self._entries[key]

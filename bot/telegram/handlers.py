@@ -1,0 +1,527 @@
+"""Telegram handlers: commands, questions, buttons, non-text, edits, groups, errors.
+
+`FrontEnd` holds what the handlers share: the engine, the worker threads the
+engine runs on, the per-user rate limiter and per-conversation locks. Handler
+methods never block the event loop: every engine call runs in the executor.
+
+Conversations are keyed by chat and user (`conversation_id`), as a keyed hash:
+the engine and its session store never see a raw Telegram id.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import re
+import time
+from collections.abc import AsyncIterator, Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
+
+from telegram import (
+    BotCommand,
+    LinkPreviewOptions,
+    Message,
+    MessageEntity,
+    ReplyParameters,
+    Update,
+)
+from telegram.constants import ChatAction, ChatType, ParseMode
+from telegram.error import BadRequest, Forbidden, TelegramError
+from telegram.ext import (
+    Application,
+    CallbackQueryHandler,
+    CommandHandler,
+    ContextTypes,
+    MessageHandler,
+    filters,
+)
+
+from bot.reply import Reply
+from bot.settings import Settings
+from bot.telegram import texts
+from bot.telegram.engine import Engine
+from bot.telegram.format import SuggestionBook, render_reply, suggestions_keyboard, topics_keyboard
+from bot.telegram.logs import keyed_hash, log_event, safe_traceback
+from bot.telegram.ratelimit import RetryingRateLimiter, UserRateLimiter
+
+log = logging.getLogger("bot.telegram")
+
+Context = ContextTypes.DEFAULT_TYPE
+
+ENGINE_TIMEOUT_S = 60.0  # an engine call longer than this is treated as an error
+TYPING_INTERVAL_S = 4.5  # Telegram shows "typing…" for about 5 s per chat action
+TYPING_SETTLE_S = 1.0  # at most this long for an in-flight chat action before answering
+SUGGESTIONS_KEY = "suggestions"  # chat_data key of the chat's SuggestionBook
+
+
+class ShuttingDown(Exception):
+    """The bot is stopping and gave up waiting for an engine call."""
+
+
+class EngineTimeout(Exception):
+    """The engine did not answer within ENGINE_TIMEOUT_S."""
+
+
+def default_engine_workers() -> int:
+    return max(2, min(8, (os.cpu_count() or 2)))
+
+
+class FrontEnd:
+    def __init__(
+        self,
+        settings: Settings,
+        engine: Engine,
+        *,
+        engine_workers: int | None = None,
+        engine_timeout_s: float = ENGINE_TIMEOUT_S,
+        clock: Callable[[], float] = time.monotonic,
+        retrying: RetryingRateLimiter | None = None,
+    ) -> None:
+        self.settings = settings
+        self.retrying = retrying
+        self.engine = engine
+        self.engine_timeout_s = engine_timeout_s
+        self.executor = ThreadPoolExecutor(max_workers=engine_workers or default_engine_workers(),
+                                           thread_name_prefix="engine")
+        self.limiter = UserRateLimiter(settings.rate_limit_messages, settings.rate_limit_window_s, clock)
+        self._secret = settings.telegram_bot_token or "debt-help-bot"
+        self._locks: dict[str, list] = {}  # conversation id -> [asyncio.Lock, users]
+        self._abort = asyncio.Event()
+        self.stopping = False
+        self.closed = False
+
+    # --- identities --------------------------------------------------------------------
+    def conversation_id(self, chat_id: int, user_id: int) -> str:
+        return "tg:" + keyed_hash(self._secret, f"conversation:{chat_id}:{user_id}", 24)
+
+    def user_tag(self, user_id: int | None) -> str | None:
+        return None if user_id is None else keyed_hash(self._secret, f"user:{user_id}")
+
+    # --- wiring ---------------------------------------------------------------------------
+    def register(self, app: Application) -> None:
+        not_edited = ~filters.UpdateType.EDITED
+        app.add_handler(CommandHandler("start", self.cmd_start))
+        app.add_handler(CommandHandler("help", self.cmd_help))
+        app.add_handler(CommandHandler("topics", self.cmd_topics))
+        app.add_handler(CommandHandler("complain", self.cmd_complain))
+        app.add_handler(CommandHandler("reset", self.cmd_reset))
+        app.add_handler(CommandHandler("forget", self.cmd_forget))
+        app.add_handler(MessageHandler(filters.UpdateType.EDITED, self.on_edited))
+        app.add_handler(MessageHandler(filters.COMMAND & not_edited, self.on_unknown_command))
+        app.add_handler(MessageHandler(filters.TEXT & not_edited, self.on_text))
+        app.add_handler(MessageHandler(~filters.StatusUpdate.ALL & not_edited, self.on_non_text))
+        app.add_handler(CallbackQueryHandler(self.on_callback))
+        app.add_error_handler(self.on_error)
+
+    async def set_commands(self, bot) -> bool:
+        """Register the command menu (setMyCommands); a failure is logged, not fatal."""
+        try:
+            await bot.set_my_commands([BotCommand(name, description) for name, description in texts.COMMANDS])
+            return True
+        except TelegramError as exc:
+            log_event(log, "set_commands_failed", level=logging.WARNING, error=type(exc).__name__)
+            return False
+
+    def begin_shutdown(self) -> None:
+        self.stopping = True
+
+    def abort_inflight(self) -> None:
+        """Stop waiting for engine calls: their handlers tell the user to ask again."""
+        self.stopping = True
+        self._abort.set()
+        if self.retrying is not None:
+            self.retrying.stop_retrying()
+
+    def close(self) -> None:
+        if not self.closed:
+            self.closed = True
+            self.executor.shutdown(wait=False, cancel_futures=True)
+
+    # --- commands ----------------------------------------------------------------------------
+    async def cmd_start(self, update: Update, context: Context) -> None:
+        if await self._admit(update, context):
+            await self._send_static(update, context, texts.WELCOME, "start")
+
+    async def cmd_help(self, update: Update, context: Context) -> None:
+        if await self._admit(update, context):
+            await self._send_static(update, context, texts.HELP, "help")
+
+    async def cmd_topics(self, update: Update, context: Context) -> None:
+        if await self._admit(update, context):
+            await self._send_static(update, context, texts.TOPICS_INTRO, "topics", markup=topics_keyboard())
+
+    async def cmd_complain(self, update: Update, context: Context) -> None:
+        if await self._admit(update, context):
+            await self._answer(update, context, texts.COMPLAIN_QUESTIONS, via="complain")
+
+    async def cmd_reset(self, update: Update, context: Context) -> None:
+        if await self._admit(update, context):
+            await self._answer(update, context, None, via="reset", call=self.engine.reset)
+
+    async def cmd_forget(self, update: Update, context: Context) -> None:
+        if not await self._admit(update, context):
+            return
+        if update.effective_chat and update.effective_chat.type == ChatType.PRIVATE and context.chat_data is not None:
+            context.chat_data.pop(SUGGESTIONS_KEY, None)
+        await self._answer(update, context, None, via="forget", call=self.engine.forget)
+
+    async def on_unknown_command(self, update: Update, context: Context) -> None:
+        message = update.effective_message
+        if message is None or update.effective_user is None:
+            return
+        if not self._is_private(update):
+            # A bare /command in a group may be meant for another bot.
+            command = (message.text or "").split()[0]
+            username = (context.bot.username or "").lower()
+            if not (username and command.lower().endswith("@" + username)) and not self._replied_to_bot(message, context):
+                return
+        if await self._admit(update, context):
+            await self._send_static(update, context, texts.UNKNOWN_COMMAND, "unknown_command")
+
+    # --- messages --------------------------------------------------------------------------------
+    async def on_text(self, update: Update, context: Context) -> None:
+        message = update.effective_message
+        if message is None or update.effective_user is None or update.effective_chat is None:
+            return
+        text = self._addressed_text(message, context)
+        if text is None:
+            return  # a group message not meant for us
+        if not await self._admit(update, context):
+            return
+        if not text.strip():
+            await self._send_static(update, context, texts.GROUP_EMPTY_MENTION, "empty_mention")
+            return
+        await self._answer(update, context, text.strip(), via="text")
+
+    async def on_non_text(self, update: Update, context: Context) -> None:
+        message = update.effective_message
+        if message is None or update.effective_user is None or update.effective_chat is None:
+            return
+        caption = self._addressed_text(message, context)
+        if caption is None:
+            return
+        if not await self._admit(update, context):
+            return
+        kind = non_text_kind(message)
+        if caption.strip() and kind in ("photo", "document", "voice"):
+            # A screenshot with a question under it: say what we cannot read, answer what we can.
+            await self._send_static(update, context, texts.CAPTION_ONLY, f"caption_{kind}")
+            await self._answer(update, context, caption.strip(), via=f"caption_{kind}")
+            return
+        await self._send_static(update, context, texts.NON_TEXT[kind], f"non_text_{kind}")
+
+    async def on_edited(self, update: Update, context: Context) -> None:
+        message = update.edited_message
+        if message is None or update.effective_user is None:
+            return  # edited channel posts
+        if self._addressed_text(message, context) is None:
+            return
+        if await self._admit(update, context):
+            await self._send_static(update, context, texts.EDITED, "edited")
+
+    # --- buttons ------------------------------------------------------------------------------
+    async def on_callback(self, update: Update, context: Context) -> None:
+        query = update.callback_query
+        if query is None or update.effective_chat is None:
+            return
+        if not await self._admit(update, context):
+            return
+        prefix, _, key = (query.data or "").partition(":")
+        question: str | None = None
+        if prefix == "t" and key.isdigit() and int(key) < len(texts.TOPICS):
+            question = texts.TOPICS[int(key)][1]
+        elif prefix in ("q", "c"):
+            book = context.chat_data.get(SUGGESTIONS_KEY) if context.chat_data is not None else None
+            question = book.get(key) if book else None
+        if question is None:
+            await self._answer_query(query, texts.BUTTON_EXPIRED)
+            log_event(log, "button_expired", user=self.user_tag(update.effective_user.id))
+            return
+        await self._answer_query(query)
+        if prefix == "c":
+            # Clarification options are one-shot: take them away once one is chosen.
+            with contextlib.suppress(TelegramError):
+                await query.edit_message_reply_markup(reply_markup=None)
+        via = "topic" if prefix == "t" else "button"
+        await self._answer(update, context, question, via=via, header=question)
+
+    # --- errors ------------------------------------------------------------------------------------
+    async def on_error(self, update: object, context: Context) -> None:
+        error = context.error
+        user_id = update.effective_user.id if isinstance(update, Update) and update.effective_user else None
+        fields = {
+            "error": type(error).__name__ if error else None,
+            "update": update_kind(update),
+            "user": self.user_tag(user_id),
+        }
+        if self.settings.log_message_text and error is not None:
+            fields["detail"] = str(error)
+        log_event(log, "handler_error", level=logging.ERROR, **fields)
+        if error is not None:
+            log.error("%s", safe_traceback(error))
+        if not isinstance(update, Update) or update.effective_chat is None or isinstance(error, Forbidden):
+            return
+        if update.callback_query:
+            await self._answer_query(update.callback_query)
+        try:
+            await context.bot.send_message(update.effective_chat.id, texts.ERROR, parse_mode=ParseMode.HTML)
+        except TelegramError as exc:
+            log_event(log, "error_notice_failed", level=logging.WARNING, error=type(exc).__name__)
+
+    # --- the answering path ---------------------------------------------------------------------
+    async def _answer(
+        self,
+        update: Update,
+        context: Context,
+        text: str | Sequence[str] | None,
+        *,
+        via: str,
+        header: str | None = None,
+        call: Callable[..., Reply] | None = None,
+    ) -> None:
+        """Ask the engine and send its reply; off the event loop, one call at a time per conversation.
+
+        `text` may be several fixed questions (/complain): each is answered in
+        turn, as one block of messages; only the last reply keeps its buttons,
+        minus suggestions that repeat what was just shown.
+        """
+        chat = update.effective_chat
+        user = update.effective_user
+        assert chat is not None and user is not None
+        conversation = self.conversation_id(chat.id, user.id)
+        if call is not None:
+            requests = [(call, (conversation,))]
+        else:
+            questions = [text] if isinstance(text, str) else list(text or [])
+            requests = [(self.engine.handle, (conversation, q)) for q in questions]
+        reply_to = None
+        if chat.type != ChatType.PRIVATE and update.message is not None:
+            reply_to = update.message.message_id
+        started = time.perf_counter()
+        async with self._conversation_lock(conversation):
+            try:
+                async with self._typing(context, chat.id):
+                    replies = [await self._call_engine(fn, *args) for fn, args in requests]
+            except ShuttingDown:
+                with contextlib.suppress(TelegramError):
+                    await context.bot.send_message(chat.id, texts.SHUTTING_DOWN, parse_mode=ParseMode.HTML)
+                log_event(log, "aborted_on_shutdown", user=self.user_tag(user.id), via=via)
+                return
+            engine_ms = (time.perf_counter() - started) * 1000.0
+            if len(replies) > 1:
+                shown = {source.title for reply in replies for source in reply.sources}
+                last = replies[-1]
+                replies = [replace(reply, suggestions=[]) for reply in replies[:-1]]
+                replies.append(replace(last, suggestions=[q for q in last.suggestions if q not in shown]))
+            chunks = 0
+            for index, reply in enumerate(replies):
+                chunks += await self.send_reply(context, chat.id, reply, header=header if index == 0 else None,
+                                                reply_to=reply_to if index == 0 else None)
+        fields = {
+            "user": self.user_tag(user.id),
+            "chat": chat.type,
+            "via": via,
+            "kind": ",".join(reply.kind for reply in replies),
+            "sources": sum(len(reply.sources) for reply in replies),
+            "suggestions": len(replies[-1].suggestions),
+            "chunks": chunks,
+            "engine_ms": engine_ms,
+            "total_ms": (time.perf_counter() - started) * 1000.0,
+        }
+        if self.settings.log_message_text:
+            fields["text"] = text if isinstance(text, str) or text is None else " | ".join(text)
+        log_event(log, "reply", **fields)
+
+    async def send_reply(
+        self,
+        context: Context,
+        chat_id: int,
+        reply: Reply,
+        *,
+        header: str | None = None,
+        reply_to: int | None = None,
+    ) -> int:
+        """Send the reply as HTML message(s); buttons go on the last one. Returns the count."""
+        chunks = render_reply(reply, question=header)
+        markup = None
+        if reply.suggestions and context.chat_data is not None:
+            book = context.chat_data.get(SUGGESTIONS_KEY)
+            if book is None:
+                book = context.chat_data[SUGGESTIONS_KEY] = SuggestionBook()
+            markup = suggestions_keyboard(reply.suggestions, book, one_shot=reply.kind == "clarify")
+        for index, chunk in enumerate(chunks):
+            await context.bot.send_message(
+                chat_id,
+                chunk,
+                parse_mode=ParseMode.HTML,
+                link_preview_options=LinkPreviewOptions(is_disabled=True),
+                reply_markup=markup if index == len(chunks) - 1 else None,
+                reply_parameters=(ReplyParameters(reply_to, allow_sending_without_reply=True)
+                                  if reply_to and index == 0 else None),
+            )
+        return len(chunks)
+
+    async def _call_engine(self, fn: Callable[..., Reply], *args: str) -> Reply:
+        if self.stopping and self._abort.is_set():
+            raise ShuttingDown()
+        loop = asyncio.get_running_loop()
+        future = loop.run_in_executor(self.executor, fn, *args)
+        abort = asyncio.ensure_future(self._abort.wait())
+        try:
+            done, _ = await asyncio.wait({future, abort}, timeout=self.engine_timeout_s,
+                                         return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            abort.cancel()
+        if future in done:
+            return future.result()
+        future.cancel()  # only helps if it had not started; a running thread finishes on its own
+        if abort in done:
+            raise ShuttingDown()
+        raise EngineTimeout(f"engine did not answer within {self.engine_timeout_s:.0f}s")
+
+    @contextlib.asynccontextmanager
+    async def _typing(self, context: Context, chat_id: int) -> AsyncIterator[None]:
+        """Show "typing…" now and every few seconds until the block ends."""
+        done = asyncio.Event()
+
+        async def keep_typing() -> None:
+            while not done.is_set():
+                try:
+                    await context.bot.send_chat_action(chat_id, ChatAction.TYPING)
+                except TelegramError:
+                    pass  # cosmetic; never worth failing an answer
+                with contextlib.suppress(asyncio.TimeoutError):
+                    await asyncio.wait_for(done.wait(), TYPING_INTERVAL_S)
+
+        task = asyncio.create_task(keep_typing())
+        try:
+            yield
+        finally:
+            done.set()
+            # Let a chat action already on its way finish first, so "typing…"
+            # does not land after the answer; never wait long for it.
+            with contextlib.suppress(asyncio.TimeoutError, asyncio.CancelledError, Exception):
+                await asyncio.wait_for(task, TYPING_SETTLE_S)
+
+    @contextlib.asynccontextmanager
+    async def _conversation_lock(self, conversation: str) -> AsyncIterator[None]:
+        entry = self._locks.get(conversation)
+        if entry is None:
+            entry = self._locks[conversation] = [asyncio.Lock(), 0]
+        entry[1] += 1
+        try:
+            async with entry[0]:
+                yield
+        finally:
+            entry[1] -= 1
+            if entry[1] == 0:
+                self._locks.pop(conversation, None)
+
+    # --- helpers --------------------------------------------------------------------------------------
+    async def _admit(self, update: Update, context: Context) -> bool:
+        """The per-user rate limit. Over it: one polite notice per window, then silence."""
+        user = update.effective_user
+        if user is None:
+            return False
+        verdict = self.limiter.check(user.id)
+        if verdict.allowed:
+            return True
+        log_event(log, "rate_limited", user=self.user_tag(user.id), notified=verdict.notify,
+                  retry_in_s=verdict.retry_in_s)
+        seconds = max(1, int(verdict.retry_in_s + 0.999))
+        notice = texts.RATE_LIMITED.format(seconds=seconds)
+        if update.callback_query is not None:
+            await self._answer_query(update.callback_query, notice if verdict.notify else None)
+        elif verdict.notify and update.effective_chat is not None:
+            await context.bot.send_message(update.effective_chat.id, notice, parse_mode=ParseMode.HTML)
+        return False
+
+    async def _send_static(self, update: Update, context: Context, html_text: str, what: str, *,
+                           markup=None) -> None:
+        chat = update.effective_chat
+        if chat is None:
+            return
+        reply_to = None
+        if chat.type != ChatType.PRIVATE and update.effective_message is not None:
+            reply_to = update.effective_message.message_id
+        await context.bot.send_message(
+            chat.id,
+            html_text,
+            parse_mode=ParseMode.HTML,
+            reply_markup=markup,
+            link_preview_options=LinkPreviewOptions(is_disabled=True),
+            reply_parameters=ReplyParameters(reply_to, allow_sending_without_reply=True) if reply_to else None,
+        )
+        log_event(log, "static_reply", what=what, user=self.user_tag(update.effective_user.id if update.effective_user else None),
+                  chat=chat.type)
+
+    @staticmethod
+    async def _answer_query(query, text: str | None = None) -> None:
+        try:
+            await query.answer(text=text)
+        except BadRequest:
+            pass  # too old to answer; the reply itself still goes out
+        except TelegramError as exc:
+            log_event(log, "answer_callback_failed", level=logging.WARNING, error=type(exc).__name__)
+
+    @staticmethod
+    def _is_private(update: Update) -> bool:
+        return update.effective_chat is not None and update.effective_chat.type == ChatType.PRIVATE
+
+    @staticmethod
+    def _replied_to_bot(message: Message, context: Context) -> bool:
+        replied = message.reply_to_message
+        return bool(replied and replied.from_user and replied.from_user.id == context.bot.id)
+
+    def _addressed_text(self, message: Message, context: Context) -> str | None:
+        """The text meant for us (bot mention removed), or None for group chatter.
+
+        In private chats everything is for us. In groups only a message that
+        mentions the bot, or replies to one of its messages, is.
+        """
+        text = message.text if message.text is not None else (message.caption or "")
+        if message.chat.type == ChatType.PRIVATE:
+            return text
+        username = (context.bot.username or "").lower()
+        if message.text is not None:
+            entities = message.parse_entities([MessageEntity.MENTION, MessageEntity.TEXT_MENTION])
+        else:
+            entities = message.parse_caption_entities([MessageEntity.MENTION, MessageEntity.TEXT_MENTION])
+        mentions = [
+            value for entity, value in entities.items()
+            if (entity.type == MessageEntity.MENTION and username and value.lower() == "@" + username)
+            or (entity.type == MessageEntity.TEXT_MENTION and entity.user and entity.user.id == context.bot.id)
+        ]
+        if not mentions and not self._replied_to_bot(message, context):
+            return None
+        for value in mentions:
+            text = text.replace(value, " ")
+        return re.sub(r"[ \t]{2,}", " ", text).strip()
+
+
+def non_text_kind(message: Message) -> str:
+    if message.sticker or message.animation or message.dice:
+        return "sticker"
+    if message.photo or message.video or message.video_note:
+        return "photo"
+    if message.voice or message.audio:
+        return "voice"
+    if message.document:
+        return "document"
+    if message.location or message.venue:
+        return "location"
+    if message.contact:
+        return "contact"
+    return "other"
+
+
+def update_kind(update: object) -> str:
+    if not isinstance(update, Update):
+        return "none" if update is None else type(update).__name__
+    for kind in ("callback_query", "edited_message", "message", "channel_post", "edited_channel_post"):
+        if getattr(update, kind, None) is not None:
+            return kind
+    return "other"
