@@ -171,7 +171,7 @@ class AnswerEngine:
         if prefix and key not in slots.acknowledged:
             slots.acknowledged.append(key)
             body = f"{prefix}\n\n{body}"
-        if unit.topic in DISCLAIMER_TOPICS:
+        if unit.topic in DISCLAIMER_TOPICS and "不构成法律意见" not in body:
             body = f"{body}\n\n{texts.ANSWER_DISCLAIMER}"
         return self._reply_for(top, body, result.hits[1:], started, assessment, result)
 

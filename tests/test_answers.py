@@ -139,3 +139,9 @@ def test_labelled_set_retrieval_and_answers_meet_the_bar(engine):
     assert hybrid["recall@3"] >= 0.95, hybrid["misses_at_3"]
     checks = answer_checks(engine, items)
     assert checks["kind_accuracy"] >= 0.97, checks["failures"]
+
+
+def test_legal_answers_carry_one_disclaimer_not_two(fresh_engine):
+    reply = ask(fresh_engine, "花呗逾期会被起诉吗")
+    assert reply.kind == "answer"
+    assert reply.text.count("不构成法律意见") == 1
