@@ -127,19 +127,24 @@ class KnowledgeStore:
                 ) from exc
         return self._server_client
 
-    def _local(self, version: str):
+    def _local(self, version: str, create: bool = False):
         client = self._local_clients.get(version)
         if client is None:
             import chromadb
 
             path = self.root / "versions" / version
-            path.mkdir(parents=True, exist_ok=True)
+            if create:
+                path.mkdir(parents=True, exist_ok=True)
+            elif not path.is_dir():
+                # Reading must not create an empty version where a deleted one was.
+                raise StoreError(f"The knowledge store's version {version} is missing at {path}. "
+                                 "Run `python -m ingest --rebuild`.")
             client = chromadb.PersistentClient(path=str(path), settings=self._chroma_settings())
             self._local_clients[version] = client
         return client
 
-    def client_for(self, version: str):
-        return self._server() if self.is_server else self._local(version)
+    def client_for(self, version: str, create: bool = False):
+        return self._server() if self.is_server else self._local(version, create)
 
     def collection_name(self, version: str) -> str:
         # Embedded: one directory per version, so the name can stay fixed.
@@ -205,7 +210,7 @@ class KnowledgeStore:
     # --- versions ------------------------------------------------------------------
     def create_version_collection(self, version: str):
         """An empty collection for a new version (cosine space, no Chroma embedding function)."""
-        client = self.client_for(version)
+        client = self.client_for(version, create=True)
         return client.create_collection(
             self.collection_name(version),
             embedding_function=None,  # we always pass vectors; never Chroma's ONNX default
@@ -258,9 +263,10 @@ class KnowledgeStore:
             return
         client = self._local_clients.pop(version, None)
         if client is not None:
-            # Let chromadb release its cached system for this path before removal.
+            # Release this client's files before removal (only this client: other
+            # versions open in the same process keep working).
             try:
-                client.clear_system_cache()
+                client.close()
             except Exception:
                 pass
         shutil.rmtree(self.root / "versions" / version, ignore_errors=True)

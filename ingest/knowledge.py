@@ -102,7 +102,11 @@ def load_faq_file(path: Path, display: str) -> tuple[list[KnowledgeUnit], list[P
     try:
         root = yaml.compose(text, Loader=yaml.SafeLoader)
     except yaml.MarkedYAMLError as exc:
+        # An unclosed quote or bracket is reported at the end of the file; the
+        # line where it was opened is the one to fix.
         mark = exc.problem_mark or exc.context_mark
+        if exc.context_mark is not None and "end of stream" in str(exc.problem or ""):
+            mark = exc.context_mark
         line = mark.line + 1 if mark else 1
         return [], [Problem(display, line, f"invalid YAML: {exc.problem or exc}")]
     if root is None:

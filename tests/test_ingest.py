@@ -564,3 +564,16 @@ def test_no_progress_bar_when_not_a_terminal(tmp_path):
     # The control: the same run with stderr on a terminal does draw the bar.
     on_terminal = _run_with_stderr_on_terminal(make_settings(tmp_path / "tty", knowledge))
     assert "embedding" in on_terminal and PROGRESS_MARKS.search(on_terminal), repr(on_terminal)
+
+
+def test_unclosed_quote_is_reported_where_it_was_opened(tmp_path):
+    from ingest.knowledge import load_faq_file
+
+    broken = tmp_path / "broken.yaml"
+    broken.write_text(
+        "- id: a-b\n  title: 标题\n  topic: 其他\n  questions: [问]\n"
+        "  answer: \"没有结束的引号\n  sources: [原文：x]\n  reviewed: 2026-11-28\n", encoding="utf-8")
+    units, problems = load_faq_file(broken, "faq/broken.yaml")
+    assert not units
+    assert [p.line for p in problems] == [5]
+    assert "invalid YAML" in problems[0].message
