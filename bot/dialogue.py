@@ -95,6 +95,8 @@ class DialogueEngine:
     def __init__(self, answers: AnswerEngine, sessions: SessionStore) -> None:
         self.answers = answers
         self.sessions = sessions
+        # Striped: a fixed number of locks, however many conversations there are.
+        self._turn_locks = [threading.Lock() for _ in range(64)]
 
     @property
     def retriever(self) -> Retriever:
@@ -124,14 +126,17 @@ class DialogueEngine:
             # /start, /help and anything unknown: what the bot is for, and how to ask.
             return _timed(Reply(texts.COMMAND_HELP, "notice", [], list(COMMAND_HINT_OPTIONS)), started)
 
-        state = ConversationState.from_dict(self.sessions.load(conversation_id))
-        previous_topic = state.topic
-        outcome = self._turn(state, message, started)
-        # The optional model sees this message, the previous topic and the slots: no earlier text.
-        outcome = self.answers.elaborate(outcome, message, slots=state.slots, previous_topic=previous_topic,
-                                         on_partial=on_partial)
-        self._remember(state, outcome)
-        self.sessions.save(conversation_id, state.to_dict())
+        # Two messages of one conversation handled at once (a thread pool) must not
+        # both load the old state and lose one update: one turn at a time per conversation.
+        with self._turn_locks[hash(conversation_id) % len(self._turn_locks)]:
+            state = ConversationState.from_dict(self.sessions.load(conversation_id))
+            previous_topic = state.topic
+            outcome = self._turn(state, message, started)
+            # The optional model sees this message, the previous topic and the slots: no earlier text.
+            outcome = self.answers.elaborate(outcome, message, slots=state.slots, previous_topic=previous_topic,
+                                             on_partial=on_partial)
+            self._remember(state, outcome)
+            self.sessions.save(conversation_id, state.to_dict())
         log.debug("turn kind=%s topic=%s latency_ms=%.1f", outcome.reply.kind, outcome.topic,
                  outcome.reply.latency_ms)
         return _timed(outcome.reply, started)

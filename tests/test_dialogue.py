@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 import uuid
 
 from bot.dialogue import DialogueEngine
@@ -88,3 +89,26 @@ def test_conversation_survives_a_restart_with_the_sqlite_store(engine, tmp_path)
     assert reply.kind == "answer"
     fresh = DialogueEngine(engine.answers, SQLiteSessionStore(tmp_path / "other.sqlite3"))
     assert fresh.handle("user-1", "那怎么办").kind == "clarify"
+
+
+def test_concurrent_messages_of_one_conversation_lose_no_state(engine):
+    """The Telegram front end answers from a thread pool; a burst from one chat keeps every slot."""
+    import threading
+
+    from bot.sessions import MemorySessionStore
+
+    class SlowStore(MemorySessionStore):  # widens the window a lost update needs
+        def load(self, conversation_id):
+            state = super().load(conversation_id)
+            time.sleep(0.05)
+            return state
+
+    dialogue = DialogueEngine(engine.answers, SlowStore())
+    messages = ["我的花呗逾期三天了", "催收天天骂我", "会上征信吗", "借呗也逾期了"]
+    threads = [threading.Thread(target=dialogue.handle, args=("burst", m)) for m in messages]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    slots = dialogue.sessions.load("burst")["slots"]
+    assert slots["abusive"] is True and slots["overdue"] == "三天"
