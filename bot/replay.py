@@ -735,31 +735,48 @@ class ReplayUsageError(Exception):
 
 
 @contextlib.contextmanager
-def engine_transport() -> Iterator[Transport]:
-    """The dialogue engine in this process, with its own temporary session store."""
+def _replay_engine(engine: Any = None) -> Iterator[Any]:
+    """`engine` as given, or the dialogue engine built here with its own temporary session store."""
+    if engine is not None:
+        yield engine
+        return
     from bot.dialogue import build_engine
     from bot.settings import get_settings, prepare_runtime_environment
 
     with tempfile.TemporaryDirectory(prefix="replay-sessions-") as tmp:
         settings = replay_settings(get_settings(), Path(tmp))
         prepare_runtime_environment(settings)
-        engine = build_engine(settings)
+        built = build_engine(settings)
         try:
-            yield engine_as_transport(engine)
+            yield built
         finally:
-            close = getattr(engine, "close", None)
+            close = getattr(built, "close", None)
             if callable(close):
                 close()
 
 
 @contextlib.contextmanager
-def telegram_transport() -> Iterator[Transport]:
-    # The lead replaces this with the real Telegram front end against the local fake Bot API.
-    raise ReplayUsageError("--via telegram is not available yet: the Telegram front end is not wired to replay")
-    yield  # pragma: no cover
+def engine_transport(engine: Any = None) -> Iterator[Transport]:
+    """The dialogue engine in this process (built with its own temporary session store,
+    unless `engine` is given)."""
+    with _replay_engine(engine) as used:
+        yield engine_as_transport(used)
 
 
-# --via NAME -> a factory returning a context manager that yields the transport.
+@contextlib.contextmanager
+def telegram_transport(engine: Any = None) -> Iterator[Transport]:
+    """The real Telegram front end (bot.telegram) against the local fake Bot API, in a
+    background thread, around the dialogue engine (or `engine`); see bot/telegram/replay.py."""
+    from bot.settings import get_settings
+    from bot.telegram.replay import TelegramReplay
+
+    with _replay_engine(engine) as used, tempfile.TemporaryDirectory(prefix="replay-sessions-") as tmp:
+        with TelegramReplay(used, replay_settings(get_settings(), Path(tmp))) as transport:
+            yield transport
+
+
+# --via NAME -> a factory returning a context manager that yields the transport. Called
+# with `engine=` (main(..., engine=...)), it reaches that engine instead of building one.
 TRANSPORTS: dict[str, TransportFactory] = {
     "engine": engine_transport,
     "telegram": telegram_transport,
@@ -786,7 +803,8 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None, *, engine: Any = None, transport: Transport | None = None) -> int:
     """`python -m bot replay ...`; argv are the arguments after `replay`.
 
-    Tests pass `engine` (anything with handle()) or `transport` to skip `--via`.
+    Tests pass `transport` to skip `--via`, or `engine` (anything with handle()) for
+    `--via` to reach instead of building the dialogue engine.
     """
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv and argv[0] == "replay" and not Path(argv[0]).exists():
@@ -802,13 +820,12 @@ def main(argv: list[str] | None = None, *, engine: Any = None, transport: Transp
         result = ReplayResult(errors=errors)
         return _finish(result, args)
 
-    if transport is None and engine is not None:
-        transport = engine_as_transport(engine)
     try:
         with contextlib.ExitStack() as stack:
             if transport is None:
+                factory = TRANSPORTS[args.via]
                 try:
-                    transport = stack.enter_context(TRANSPORTS[args.via]())
+                    transport = stack.enter_context(factory(engine=engine) if engine is not None else factory())
                 except ReplayUsageError as exc:
                     print(f"replay: {exc}", file=sys.stderr)
                     return EXIT_ERROR

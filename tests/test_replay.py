@@ -439,3 +439,77 @@ def test_a_reply_that_is_not_a_reply_fails_the_turn(tmp_path):
     result = run_replay([fixture], transport=lambda cid, text: "just a string")
     assert result.exit_code == 1
     assert result.conversations[0].turns[0].error == "the engine returned str, not a Reply"
+
+
+# --- --via telegram: the real Telegram front end against the fake Bot API -------------------------
+
+VIA_TELEGRAM = ["telegram-start.yaml", "reset-clears-context.yaml", "bad-input-control-characters.yaml"]
+
+FAILING_VIA_TELEGRAM = """\
+name: 经过 Telegram 的失败
+turns:
+  - user: 花呗逾期会被起诉吗
+    expect:
+      kind: answer
+      cites: [legal-lawsuit]           # the id comes from the engine's Reply
+      contains_any: [起诉]             # the text from what Telegram showed ...
+      not_contains: ["来源：", "<b>"]  # ... without the sources line or HTML
+      suggestions_min: 2               # the buttons
+  - user: 催收打电话骂我
+    expect: {kind: crisis, cites: [no-such-entry]}
+"""
+
+
+def test_fixtures_replay_through_telegram(fresh_engine, capsys):
+    paths = [REPO / "tests" / "conversations" / name for name in VIA_TELEGRAM]
+    code = main(["--via", "telegram", "-v", *map(str, paths)], engine=fresh_engine)
+    out = capsys.readouterr().out
+    assert code == 0, out
+    assert out.strip().splitlines()[-1] == "replay: 3 conversations, 8 turns: 3 passed, 0 failed"
+
+
+def test_a_failing_fixture_through_telegram_exits_1_and_names_the_turn(fresh_engine, tmp_path, capsys):
+    path = write(tmp_path, "fail.yaml", FAILING_VIA_TELEGRAM)
+    code = main(["--via", "telegram", str(path)], engine=fresh_engine)
+    out = capsys.readouterr().out
+    assert code == 1, out
+    assert f"FAIL 经过 Telegram 的失败 ({path}:10) turn 2 of 2" in out
+    assert "turn 1 of 2" not in out
+    assert "kind is answer, expected crisis" in out
+    assert "does not cite [no-such-entry] (cited: [boundaries-threats-insults" in out
+    assert "replay: 1 conversations, 2 turns: 0 passed, 1 failed" in out
+
+
+def test_telegram_replies_are_rebuilt_from_what_telegram_showed(tmp_path):
+    from bot.replay import telegram_transport
+
+    engine = FakeEngine()
+    with telegram_transport(engine=engine) as transport:
+        reply = transport("replay-a", "花呗逾期一个月了")
+        assert reply.kind == "answer" and [s.id for s in reply.sources] == ["complaints-evidence"]
+        assert reply.text == "关于“花呗逾期一个月了”：先别慌。\n保存通话录音和截图等证据。"  # no sources line
+        assert reply.suggestions == ["可以投诉吗"]  # from the button
+        assert transport("replay-a", "/reset").kind == "notice"  # the /reset command handler
+        assert transport("replay-a", "那怎么办").kind == "clarify"  # context was reset
+        start = transport("replay-b", "/start")  # answered by the front end alone
+        assert start.kind == "notice" and len(start.suggestions) >= 2
+        assert transport("replay-c", "").kind == "clarify"  # Telegram has no empty messages: "send text"
+    # Each conversation had its own chat, and the engine only saw Telegram's conversation ids.
+    conversations = {cid for cid, _ in engine.calls}
+    assert len(conversations) == 1 and next(iter(conversations)).startswith("tg:")
+
+
+def test_telegram_replay_fails_a_turn_the_front_end_garbles(tmp_path, monkeypatch):
+    import bot.telegram.handlers as handlers
+    from bot.replay import telegram_transport
+
+    def dropping_last_paragraph(reply, **kwargs):
+        return handlers_render(Reply(reply.text.rsplit("\n", 1)[0], reply.kind, reply.sources), **kwargs)
+
+    handlers_render = handlers.render_reply
+    monkeypatch.setattr(handlers, "render_reply", dropping_last_paragraph)
+    with telegram_transport(engine=FakeEngine()) as transport:
+        result = run_replay([write(tmp_path, "pass.yaml", PASSING)], transport=transport)
+    assert result.exit_code == 1
+    [turn] = [t for t in result.conversations[0].turns if t.error]
+    assert "differs from the engine's reply" in turn.error

@@ -17,6 +17,11 @@ class Engine(Protocol):
     """
 
     def handle(self, conversation_id: str, text: str) -> Reply: ...
+    # An engine may also take `on_partial` (keyword): `handle(conversation_id, text,
+    # on_partial=None)`, calling `on_partial(text_so_far)` from its thread as an
+    # answer streams in, and returning the final Reply (bot.dialogue does, with a
+    # language model configured). The front end then shows the partial text and
+    # replaces it with the final reply; engines without the parameter never stream.
 
     def reset(self, conversation_id: str) -> Reply: ...
 

@@ -45,7 +45,7 @@ import threading
 import time
 from collections import defaultdict, deque
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from email.parser import BytesParser
 from email.policy import HTTP
 from typing import Any
@@ -167,6 +167,7 @@ class SentMessage:
     reply_to_message_id: int | None
     at: float
     edits: int = 0
+    history: list[str] = field(default_factory=list)  # every text it showed (plain), oldest first
 
     @property
     def buttons(self) -> list[tuple[str, str | None]]:
@@ -574,7 +575,7 @@ class FakeBotAPI:
         _check_markup(markup)
         reply_to = (p.get("reply_parameters") or {}).get("message_id") or p.get("reply_to_message_id")
         sent = SentMessage(next(self._message_ids), chat_id, str(text), plain, p.get("parse_mode"),
-                           markup, reply_to, time.monotonic())
+                           markup, reply_to, time.monotonic(), history=[plain])
         self._sent[chat_id].append(sent)
         self._by_id[(chat_id, sent.message_id)] = sent
         return self._message_dict(chat_id, sent.message_id)
@@ -591,6 +592,7 @@ class FakeBotAPI:
             raise ApiError(400, "Bad Request: message is not modified: specified new message content and reply markup are exactly the same as a current content and reply markup of the message")
         sent.text, sent.plain, sent.parse_mode, sent.reply_markup = str(text), plain, p.get("parse_mode"), markup
         sent.edits += 1
+        sent.history.append(plain)
         return self._message_dict(sent.chat_id, sent.message_id)
 
     def _m_editMessageReplyMarkup(self, p: dict) -> dict:

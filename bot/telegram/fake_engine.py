@@ -62,7 +62,7 @@ class FakeEngine:
         self._record("forget", conversation_id)
         return Reply("已删除我为这段对话保存的全部信息。", "notice")
 
-    def handle(self, conversation_id: str, text: str) -> Reply:
+    def handle(self, conversation_id: str, text: str, on_partial=None) -> Reply:  # never streams
         started = time.perf_counter()
         command = text.strip().split("@", 1)[0].lower()
         if command == "/reset":

@@ -34,7 +34,7 @@ WELCOME = (
     "请不要发给我身份证号、银行卡号、密码或验证码。"
     "随时发送 /forget，就能删除我为你保存的对话信息。\n\n"
     "直接打字告诉我你遇到的情况就可以，比如“花呗逾期一个月会怎么样”。"
-    "也可以发送 /topics 按主题看看。"
+    "也可以点下面的主题看看。"
 )
 
 HELP = (
@@ -106,3 +106,6 @@ ERROR = "抱歉，我这边刚才出了点问题，没能回答你。请稍后�
 SHUTTING_DOWN = "抱歉，我正在重新启动，刚才的问题没来得及回答。请过一两分钟再发一次。"
 
 SOURCES_LABEL = "来源："
+
+# Appended to a streamed answer while it is still arriving.
+STREAMING_SUFFIX = " …"

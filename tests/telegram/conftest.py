@@ -1,16 +1,23 @@
-"""Fixtures for the Telegram front end: a fake Bot API, a bot running against it, an engine.
+"""Fixtures for the Telegram front end: a fake Bot API, a bot running against it, engines.
 
-The engine: `engine` below is the fake engine. Delete that fixture and the
-session-wide real engine from tests/conftest.py takes over (or set
-TELEGRAM_TEST_ENGINE=real to try it without editing); every test here
-drives the engine through `scripted`, which only intercepts texts carrying a
-marker (LONG_ANSWER, EXPLODE, ...) and passes everything else through, so the
-tests keep their meaning with either engine.
+Two engines:
+
+- `real_engine`: the session-wide real dialogue engine (tests/conftest.py's
+  `fresh_engine`: the test knowledge store, sessions wiped per test), wrapped
+  by `ScriptedEngine` only to record calls and replies. The end-to-end tests
+  of what users see (`real_bot`) run on it.
+- `scripted`: `ScriptedEngine` around the fake engine (bot/telegram/fake_engine.py),
+  for tests that need a controlled behaviour: an over-long answer, a slow or
+  failing engine, ordering, shutdown. It answers texts carrying a marker
+  (LONG_ANSWER, EXPLODE, ...) from its script and passes everything else to the
+  fake engine. TELEGRAM_TEST_ENGINE=real passes everything else to the real
+  engine instead; the suite passes with both.
 """
 
 from __future__ import annotations
 
 import asyncio
+import inspect
 import os
 import threading
 import time
@@ -28,12 +35,11 @@ from bot.telegram.fake_api import FakeBotAPI, SentMessage
 from bot.telegram.fake_engine import LONG_PARAGRAPH, FakeEngine
 from bot.telegram.handlers import FrontEnd
 
-@pytest.fixture
-def engine(request):
-    """The fake engine (see the module docstring to switch to the real one).
 
-    TELEGRAM_TEST_ENGINE=real runs these tests on the real engine without editing anything.
-    """
+@pytest.fixture
+def inner_engine(request):
+    """What `scripted` passes unmarked texts to: the fake engine, or the real one with
+    TELEGRAM_TEST_ENGINE=real."""
     if os.environ.get("TELEGRAM_TEST_ENGINE") == "real":
         return request.getfixturevalue("fresh_engine")
     return FakeEngine()
@@ -45,6 +51,7 @@ class ScriptedEngine:
     def __init__(self, inner) -> None:
         self.inner = inner
         self.calls: list[tuple[str, str, str | None]] = []  # (method, conversation_id, text)
+        self.replies: list[Reply] = []  # every Reply returned, in order
         self.script: dict[str, Callable[[str], Reply]] = {}
         self.release = threading.Event()  # lets "HANG" calls finish
         self._lock = threading.Lock()
@@ -53,23 +60,32 @@ class ScriptedEngine:
         with self._lock:
             return [text for method, _, text in self.calls if method == "handle" and text is not None]
 
-    def handle(self, conversation_id: str, text: str) -> Reply:
+    def handle(self, conversation_id: str, text: str, on_partial=None) -> Reply:
         with self._lock:
             self.calls.append(("handle", conversation_id, text))
         for marker, action in self.script.items():
             if marker in text:
-                return action(text)
-        return self.inner.handle(conversation_id, text)
+                # A script action may stream: action(text, on_partial).
+                streams = len(inspect.signature(action).parameters) > 1
+                return self._keep(action(text, on_partial) if streams else action(text))
+        if on_partial is not None and "on_partial" in inspect.signature(self.inner.handle).parameters:
+            return self._keep(self.inner.handle(conversation_id, text, on_partial=on_partial))
+        return self._keep(self.inner.handle(conversation_id, text))
 
     def reset(self, conversation_id: str) -> Reply:
         with self._lock:
             self.calls.append(("reset", conversation_id, None))
-        return self.inner.reset(conversation_id)
+        return self._keep(self.inner.reset(conversation_id))
 
     def forget(self, conversation_id: str) -> Reply:
         with self._lock:
             self.calls.append(("forget", conversation_id, None))
-        return self.inner.forget(conversation_id)
+        return self._keep(self.inner.forget(conversation_id))
+
+    def _keep(self, reply: Reply) -> Reply:
+        with self._lock:
+            self.replies.append(reply)
+        return reply
 
 
 def long_reply(_: str) -> Reply:
@@ -96,8 +112,14 @@ def slow_reply(text: str) -> Reply:
 
 
 @pytest.fixture
-def scripted(engine) -> ScriptedEngine:
-    wrapped = ScriptedEngine(engine)
+def real_engine(fresh_engine) -> ScriptedEngine:
+    """The real dialogue engine (sessions wiped), recording calls and replies; no script."""
+    return ScriptedEngine(fresh_engine)
+
+
+@pytest.fixture
+def scripted(inner_engine) -> ScriptedEngine:
+    wrapped = ScriptedEngine(inner_engine)
     wrapped.script.update({
         "LONG_ANSWER": long_reply,
         "EXPLODE": explode,
@@ -187,8 +209,14 @@ async def make_bot(api, scripted):
 
 @pytest.fixture
 async def bot(make_bot) -> RunningBot:
-    """The real Application, long polling the fake Bot API over HTTP."""
+    """The real Application, long polling the fake Bot API over HTTP, on the scripted fake engine."""
     return await make_bot()
+
+
+@pytest.fixture
+async def real_bot(make_bot, real_engine) -> RunningBot:
+    """The real Application, long polling the fake Bot API over HTTP, on the real dialogue engine."""
+    return await make_bot(engine=real_engine)
 
 
 @dataclass

@@ -13,8 +13,11 @@ from pathlib import Path
 
 import pytest
 
-from bot.reply import Reply
-from bot.telegram import texts
+from bot.reply import Reply, Source
+from bot.telegram import get_frontend, texts
+from bot.telegram.fake_api import parse_telegram_html
+from bot.telegram.fake_engine import LONG_PARAGRAPH
+from bot.telegram.format import render_reply
 
 pytestmark = pytest.mark.filterwarnings("ignore::telegram.warnings.PTBDeprecationWarning")
 
@@ -23,37 +26,63 @@ ME = 111_222_333
 YOU = 222_333_444
 
 
-async def test_start_registers_commands_and_a_question_is_answered(bot, api):
+def body_of(reply: Reply) -> str:
+    """The reply text as a user sees it (no source line), e.g. for comparison with `.plain`."""
+    return render_reply(Reply(reply.text, reply.kind))[0]
+
+
+async def test_start_registers_commands_and_a_question_is_answered(real_bot, api):
     assert [c["command"] for c in api.commands] == [name for name, _ in texts.COMMANDS]
     assert api.calls_to("getMe") and api.calls_to("deleteWebhook")
-    [welcome] = await bot.ask(ME, "/start")
-    assert "隐私" in welcome.plain
-    [answer] = await bot.ask(ME, "花呗逾期一个月会怎么样")
-    assert answer.parse_mode == "HTML" and answer.plain
-    assert bot.engine.texts() == ["花呗逾期一个月会怎么样"]
+    [welcome] = await real_bot.ask(ME, "/start")
+    assert "隐私" in welcome.plain and len(welcome.buttons) == len(texts.TOPICS)
+    [answer] = await real_bot.ask(ME, "花呗逾期一个月会怎么样")
+    assert real_bot.engine.texts() == ["花呗逾期一个月会怎么样"]
+    [reply] = real_bot.engine.replies
+    assert reply.kind == "answer" and reply.sources and reply.suggestions
+    assert answer.parse_mode == "HTML"
+    # The engine's answer, then one line of sources, then its suggestions as buttons.
+    body, _, source_line = answer.plain.rpartition("\n\n")
+    assert parse_telegram_html(body_of(reply)) == body
+    assert source_line == "来源：① " + reply.sources[0].title + "".join(
+        f" {'①②③④⑤'[i]} {s.title}" for i, s in enumerate(reply.sources[1:], 1))
+    assert [label for label, _ in answer.buttons] == reply.suggestions
     typing = [a for a in api.chat_actions if a["chat_id"] == ME]
     assert typing and typing[0]["at"] <= answer.at
+    assert not api.calls_to("editMessageText")  # no language model: nothing streams
 
 
-async def test_buttons_work_when_pressed(bot, api):
-    [keyboard] = await bot.ask(ME, "/topics")
+async def test_buttons_work_when_pressed(real_bot, api):
+    [keyboard] = await real_bot.ask(ME, "/topics")
     assert len(keyboard.buttons) == len(texts.TOPICS)
     api.press_button(ME, label="催收边界")
     [topic_answer] = await api.wait_for_messages(ME)
-    assert topic_answer.plain.startswith(dict(texts.TOPICS)["催收边界"])
-    [with_followups] = await bot.ask(ME, "FOLLOWUPS 逾期了")
-    api.press_button(ME, label="怎么和平台协商分期还款")
+    question = dict(texts.TOPICS)["催收边界"]
+    assert real_bot.engine.texts() == [question]
+    assert topic_answer.plain.startswith(question)  # the question, in bold, then its answer
+    suggestion = real_bot.engine.replies[-1].suggestions[0]
+    api.press_button(ME, label=suggestion)
     [followup_answer] = await api.wait_for_messages(ME)
-    assert bot.engine.texts()[-1] == "怎么和平台协商分期还款"
-    assert followup_answer.plain.startswith("怎么和平台协商分期还款")
+    assert real_bot.engine.texts()[-1] == suggestion
+    reply = real_bot.engine.replies[-1]
+    assert reply.kind == "answer" and reply.sources
+    assert followup_answer.plain.startswith(suggestion) and "来源：①" in followup_answer.plain
     assert len(api.callback_answers) == 2
 
 
-async def test_sticker_gets_a_friendly_reply(bot, api):
+async def test_complain_gives_channels_and_evidence_from_the_knowledge_base(real_bot, api):
+    channels, evidence = await real_bot.ask(ME, "/complain", count=2)
+    assert real_bot.engine.texts() == list(texts.COMPLAIN_QUESTIONS)
+    assert "95188" in channels.plain or "12378" in channels.plain  # phone numbers from the knowledge base
+    assert "来源：" in channels.plain and not channels.buttons
+    assert "录音" in evidence.plain and evidence.buttons
+
+
+async def test_sticker_gets_a_friendly_reply(real_bot, api):
     api.user_message(ME, kind="sticker")
     [reply] = await api.wait_for_messages(ME)
     assert reply.text == texts.NON_TEXT["sticker"]
-    assert bot.engine.calls == []
+    assert real_bot.engine.calls == []
 
 
 async def test_over_long_answer_is_split(bot, api):
@@ -64,6 +93,121 @@ async def test_over_long_answer_is_split(bot, api):
     assert all(len(m.plain) <= 4096 for m in messages)
     assert messages[0].plain.startswith("第1部分")
     assert messages[-1].buttons and not any(m.buttons for m in messages[:-1])
+
+
+# --- streaming (what a language model's partial answers look like in Telegram) -----------------
+
+STREAMED = Reply("第一句先别慌。第二句主动联系平台。第三句保存好证据。\n\n- 要点一\n- 要点二", "answer",
+                 [Source("faq-s", "流式来源", 0.9)], ["怎么和平台协商分期还款", "要保存哪些证据"])
+
+
+def streaming(partials: list[str], gap_s: float, final: Reply = STREAMED):
+    """A script action that streams `partials` `gap_s` apart, then returns `final`."""
+    def action(text: str, on_partial) -> Reply:
+        for partial in partials:
+            on_partial(partial)
+            time.sleep(gap_s)
+        return final
+    return action
+
+
+async def wait_for_final(api, chat_id: int) -> None:
+    await api.wait_for_call("editMessageText", lambda c: c.params.get("reply_markup"), timeout=10)
+    await api.settle()
+
+
+async def test_streamed_answer_is_a_placeholder_edited_into_the_final_reply(bot, api):
+    partials = ["第一句先别慌。", "第一句先别慌。第二句主动联系平台。", "第一句先别慌。第二句主动联系平台。",
+                "第一句先别慌。第二句主动联系平台。第三句保存好证据。"] * 2
+    bot.engine.script["STREAM_FAST"] = streaming(partials, 0.03)
+    api.user_message(ME, "STREAM_FAST 逾期了怎么办")
+    [message] = await api.wait_for_messages(ME)  # the placeholder, on the first partial
+    assert message.history[0] == "第一句先别慌。" + texts.STREAMING_SUFFIX
+    await wait_for_final(api, ME)
+    assert api.unread(ME) == []  # one message, edited in place
+    [final_html] = render_reply(STREAMED)
+    assert message.text == final_html  # exactly the formatted final reply: HTML, sources ...
+    assert [label for label, _ in message.buttons] == STREAMED.suggestions  # ... and buttons
+    # Partials came faster than one edit per 1.2 s: only the final edit was made.
+    assert len(api.calls_to("editMessageText")) == 1 < len(partials)
+
+
+async def test_streamed_edits_are_throttled_to_one_per_interval(bot, api):
+    partials = [f"第{i}句。" * i for i in range(1, 7)]
+    bot.engine.script["STREAM_SLOW"] = streaming(partials, 0.35)
+    api.user_message(ME, "STREAM_SLOW 逾期了怎么办")
+    [message] = await api.wait_for_messages(ME)
+    await wait_for_final(api, ME)
+    sent = api.calls_to("sendMessage")[-1].at
+    edits = [c.at for c in api.calls_to("editMessageText")]
+    assert 2 <= len(edits) < len(partials)  # at least one partial edit, then the final one
+    streamed_edits = [sent, *edits[:-1]]
+    assert all(b - a >= 1.15 for a, b in zip(streamed_edits, streamed_edits[1:]))  # ~1.2 s apart
+    assert all(version.endswith(texts.STREAMING_SUFFIX) for version in message.history[:-1])
+    assert message.text == render_reply(STREAMED)[0] and message.buttons
+
+
+async def test_streamed_answer_longer_than_a_message_fills_the_placeholder_then_continues(bot, api):
+    long_final = Reply("\n\n".join(f"第{i}部分：{LONG_PARAGRAPH}" for i in range(1, 7)), "answer",
+                       [Source("faq-x", "示例来源", 0.9)], ["还款协商怎么做"])
+    bot.engine.script["STREAM_LONG"] = streaming(["第1部分：逾期以后先别慌。"], 0.05, long_final)
+    api.user_message(ME, "STREAM_LONG")
+    [placeholder] = await api.wait_for_messages(ME)
+    chunks = render_reply(long_final)
+    rest = await api.wait_for_messages(ME, len(chunks) - 1)
+    await api.settle()
+    assert placeholder.text == chunks[0] and [m.text for m in rest] == chunks[1:]
+    assert not placeholder.buttons and rest[-1].buttons
+    assert api.unread(ME) == []
+
+
+def first_line(body: str) -> str:
+    line = next(line for line in body.splitlines() if line.strip())
+    return line.strip().lstrip("- ").strip()
+
+
+def dialogue_with_a_streaming_model(engine, question: str, sleep_s: float):
+    """The real dialogue engine (the session's store) with a fake chat model that streams,
+    character by character, an answer grounded in the entries retrieved for `question`."""
+    from langchain_core.language_models.fake_chat_models import FakeListChatModel
+
+    from bot.answer import AnswerEngine
+    from bot.dialogue import DialogueEngine
+    from bot.llm import LLMGenerator
+    from bot.sessions import MemorySessionStore
+
+    contexts = []
+
+    class Spy(LLMGenerator):
+        def stream(self, message, fallback, **kwargs):
+            contexts.append(fallback.retrieval.hits[:3])
+            return super().stream(message, fallback, **kwargs)
+
+    model = FakeListChatModel(responses=["-"], sleep=sleep_s)
+    settings = engine.answers.settings.model_copy(update={"llm_provider": "openai-compatible"})
+    dialogue = DialogueEngine(AnswerEngine(settings, engine.retriever, Spy(settings, model)), MemorySessionStore())
+    dialogue.handle("probe", question)  # "-" fails the check; it shows which entries the model is given
+    hits = contexts[-1]
+    model.responses = [f"别太担心，我们一步一步来看。\n\n{first_line(hits[0].unit.body)}[1]\n\n"
+                       f"另外，{first_line(hits[1].unit.body)}[2]"]
+    model.i = 0
+    return dialogue
+
+
+async def test_a_language_model_answer_streams_through_the_real_engine(make_bot, api, engine):
+    question = "花呗逾期一个月会怎么催收"
+    dialogue = dialogue_with_a_streaming_model(engine, question, sleep_s=0.02)
+    bot = await make_bot(engine=dialogue)
+    api.user_message(ME, question)
+    [message] = await api.wait_for_messages(ME, timeout=20)
+    assert message.history[0].endswith(texts.STREAMING_SUFFIX)  # a checked partial answer first
+    await wait_for_final(api, ME)
+    assert api.unread(ME) == []
+    final = message.plain
+    assert "[1]" in final and "来源：①" in final and message.buttons
+    assert len(message.history) >= 2 and final.startswith(message.history[0][:-len(texts.STREAMING_SUFFIX)])
+    assert len(api.calls_to("editMessageText")) == len(message.history) - 1
+    assert get_frontend(bot.app).streams
 
 
 async def test_flood_control_is_survived(bot, api):
@@ -115,15 +259,17 @@ async def test_each_users_messages_are_answered_in_order(bot, api):
     assert [r.plain for r in replies] == [f"答：ORDER {i}" for i in range(6)]
 
 
-async def test_rate_limit_notice_over_http(api, make_bot):
-    bot = await make_bot(rate_limit_messages=2, rate_limit_window_s=30)
-    for i in range(4):
-        api.user_message(ME, f"FOLLOWUPS 第{i}个")
+async def test_rate_limit_notice_over_http(api, make_bot, real_engine):
+    bot = await make_bot(engine=real_engine, rate_limit_messages=2, rate_limit_window_s=30)
+    questions = ["花呗逾期一个月会怎么样", "催收打电话给我家人怎么办", "逾期会不会被起诉", "怎么协商分期"]
+    for question in questions:
+        api.user_message(ME, question)
     replies = await api.wait_for_messages(ME, 3)
     await api.settle()
     assert api.unread(ME) == []
     assert sum("你发得有点快" in r.plain for r in replies) == 1
-    assert len(bot.engine.texts()) == 2
+    assert bot.engine.texts() == questions[:2]
+    assert all(reply.kind == "answer" for reply in bot.engine.replies)
 
 
 async def test_shutdown_tells_waiting_users_to_ask_again(api, make_bot):
@@ -172,7 +318,6 @@ def _free_port() -> int:
 
 
 async def test_webhook_mode_when_webhook_url_is_set(api, make_bot):
-    pytest.importorskip("tornado", reason='webhook mode needs the "python-telegram-bot[webhooks]" extra')
     port = _free_port()
     bot = await make_bot(webhook_url=f"http://127.0.0.1:{port}/telegram-hook", webhook_listen="127.0.0.1",
                          webhook_port=port)
@@ -182,14 +327,12 @@ async def test_webhook_mode_when_webhook_url_is_set(api, make_bot):
     assert answer.plain.startswith("回答：")
 
 
-async def test_webhook_mode_without_tornado_fails_clearly(api, make_bot):
-    try:
-        import tornado  # noqa: F401
-        pytest.skip("tornado is installed")
-    except ImportError:
-        pass
-    with pytest.raises(RuntimeError, match="webhooks"):
+async def test_webhook_mode_on_an_install_without_tornado_fails_clearly(api, make_bot, monkeypatch):
+    """tornado comes with python-telegram-bot[webhooks]; an install without it must say so, not crash obscurely."""
+    monkeypatch.setitem(sys.modules, "tornado", None)  # `import tornado` now raises ImportError
+    with pytest.raises(RuntimeError, match=r"python-telegram-bot\[webhooks\]"):
         await make_bot(webhook_url="http://127.0.0.1:9/hook")
+    assert not api.webhook  # nothing was registered with Telegram
 
 
 def test_threaded_fake_api_serves_plain_http_clients():

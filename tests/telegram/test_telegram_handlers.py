@@ -7,6 +7,7 @@ sent; the fake Bot API still validates every call (HTML, lengths, buttons).
 from __future__ import annotations
 
 import logging
+import time
 
 import pytest
 
@@ -265,3 +266,59 @@ async def test_logs_carry_no_message_text_and_no_raw_ids(make_inproc, caplog):
         assert "张三" not in line and "1101" not in line
         assert str(ME) not in line and str(MEMBER) not in line and str(GROUP) not in line
         assert inproc.api.token not in line
+
+
+# --- streaming -----------------------------------------------------------------------------------------
+
+def streams(*partials: str, final: Reply | None = None, gap_s: float = 0.05, fail: bool = False):
+    def action(text: str, on_partial) -> Reply:
+        for partial in partials:
+            on_partial(partial)
+            time.sleep(gap_s)
+        if fail:
+            raise RuntimeError("the model went away")
+        return final or Reply("一。二。三。", "answer", [Source("s1", "来源一", 0.9)], ["追问"])
+    return action
+
+
+async def test_streamed_partials_skip_unchanged_text(inproc):
+    inproc.frontend.stream_edit_interval_s = 0  # no throttling: every change is shown
+    inproc.engine.script["STREAM"] = streams("一。", "一。", "一。二。", "一。二。")
+    message = only(await inproc.send(ME, "STREAM 问题"))
+    assert message.history == ["一。" + texts.STREAMING_SUFFIX, "一。二。" + texts.STREAMING_SUFFIX,
+                               "一。二。三。\n\n来源：① 来源一"]
+    assert message.buttons
+
+
+async def test_streamed_answer_in_a_group_replies_to_the_question_and_keeps_the_pressed_question(inproc):
+    inproc.engine.script["STREAM"] = streams("一。")
+    message = only(await inproc.send(GROUP, "STREAM 问题", user_id=MEMBER, mention_bot=True))
+    assert message.reply_to_message_id is not None
+    assert message.plain.startswith("一。二。三。")
+    inproc.engine.script["追问"] = streams("一。")
+    answer = only(await inproc.press(GROUP, user_id=MEMBER, label="追问"))
+    assert answer.history[0] == "追问\n\n一。" + texts.STREAMING_SUFFIX  # the question in bold first
+    assert answer.plain.startswith("追问\n\n一。二。三。")
+
+
+async def test_engine_failure_after_partials_takes_the_partial_answer_away(inproc):
+    inproc.engine.script["STREAM"] = streams("一。", "一。二。", fail=True)
+    messages = await inproc.send(ME, "STREAM 问题")
+    assert [m.text for m in messages] == [texts.ERROR]  # the placeholder was deleted
+    assert inproc.api.calls_to("deleteMessage")
+
+
+async def test_engines_without_on_partial_never_stream(make_inproc):
+    from bot.telegram.handlers import accepts_on_partial
+
+    class Plain:
+        def handle(self, conversation_id: str, text: str) -> Reply: ...
+
+    class Keywords:
+        def handle(self, conversation_id: str, text: str, **options) -> Reply: ...
+
+    inproc = await make_inproc()
+    assert inproc.frontend.streams  # ScriptedEngine passes on_partial through
+    assert not accepts_on_partial(Plain().handle) and accepts_on_partial(Keywords().handle)
+    message = only(await inproc.send(ME, "FOLLOWUPS 不流式"))
+    assert message.edits == 0 and not inproc.api.calls_to("editMessageText")
