@@ -104,7 +104,8 @@ print(json.dumps({"n": len(lat), "median_ms": statistics.median(lat), "p95_ms": 
     load_script = ROOT / "bench" / "telegram_load.py"
     if load_script.exists():
         tl = run([py, str(load_script)], env, timeout=900)
-        telegram_note = tl.stdout.strip() if tl.returncode == 0 else f"telegram load benchmark failed:\n{tl.stderr[-2000:]}"
+        telegram_note = ("\n".join(l for l in tl.stdout.strip().splitlines() if not l.startswith("written:"))
+                         if tl.returncode == 0 else f"telegram load benchmark failed:\n{tl.stderr[-2000:]}")
 
     def verdict(ok: bool) -> str:
         return "met" if ok else "**MISSED**"
