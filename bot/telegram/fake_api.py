@@ -565,14 +565,19 @@ class FakeBotAPI:
         self.chat_actions.append({"chat_id": p.get("chat_id"), "action": p.get("action"), "at": time.monotonic()})
         return True
 
-    def _m_sendMessage(self, p: dict) -> dict:
-        chat_id = self._require_chat(p)
+    def _checked_text(self, p: dict) -> tuple[str, str, object]:
+        """(text, what a user sees of it, reply markup), refused as Telegram refuses them."""
         text = p.get("text")
         if text is None or not str(text).strip():
             raise ApiError(400, "Bad Request: message text is empty")
         plain = self._visible(str(text), p.get("parse_mode"))
         markup = p.get("reply_markup")
         _check_markup(markup)
+        return str(text), plain, markup
+
+    def _m_sendMessage(self, p: dict) -> dict:
+        chat_id = self._require_chat(p)
+        text, plain, markup = self._checked_text(p)
         reply_to = (p.get("reply_parameters") or {}).get("message_id") or p.get("reply_to_message_id")
         sent = SentMessage(next(self._message_ids), chat_id, str(text), plain, p.get("parse_mode"),
                            markup, reply_to, time.monotonic(), history=[plain])
@@ -582,12 +587,7 @@ class FakeBotAPI:
 
     def _m_editMessageText(self, p: dict) -> dict:
         sent = self._find(p)
-        text = p.get("text")
-        if text is None or not str(text).strip():
-            raise ApiError(400, "Bad Request: message text is empty")
-        plain = self._visible(str(text), p.get("parse_mode"))
-        markup = p.get("reply_markup")
-        _check_markup(markup)
+        text, plain, markup = self._checked_text(p)
         if str(text) == sent.text and markup == sent.reply_markup:
             raise ApiError(400, "Bad Request: message is not modified: specified new message content and reply markup are exactly the same as a current content and reply markup of the message")
         sent.text, sent.plain, sent.parse_mode, sent.reply_markup = str(text), plain, p.get("parse_mode"), markup
