@@ -55,9 +55,12 @@ def extract_slots(normalised: str, slots: Slots, bare_duration: bool = False) ->
     """Update slots from what the user just said (latest mention wins)."""
     product = next((name for key, name in PRODUCTS if key in normalised), None)
     overdue = parse_overdue(normalised, bare=bare_duration)
+    # How long one debt is overdue says nothing about another: a new product
+    # without its own duration starts without one.
+    previous_overdue = slots.overdue if not product or product == slots.product else None
     return Slots(
         product=product or slots.product,
-        overdue=overdue[0] if overdue else slots.overdue,
+        overdue=overdue[0] if overdue else previous_overdue,
         abusive=slots.abusive or bool(ABUSIVE.search(normalised)),
         acknowledged=slots.acknowledged,
     )

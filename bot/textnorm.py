@@ -132,7 +132,9 @@ ENGLISH_TERMS = {
     "sue": "起诉", "sued": "起诉", "lawsuit": "起诉", "court": "法院", "jail": "坐牢", "prison": "坐牢",
     "family": "家人", "contacts": "通讯录", "scam": "诈骗", "fraud": "诈骗", "police": "报警",
     "threat": "威胁", "threaten": "威胁", "threatened": "威胁", "evidence": "证据", "record": "录音",
-    "night": "夜间", "calls": "电话", "call": "电话", "calling": "电话", "phone": "电话", "stop": "停催", "agency": "第三方", "pay": "还款", "repay": "还款",
+    "night": "夜间", "calls": "电话", "call": "电话", "calling": "电话", "called": "电话", "phone": "电话",
+    "stop": "停催", "lawyer": "律师", "firm": "律师", "home": "上门", "visit": "上门", "door": "上门",
+    "arrest": "坐牢", "agency": "第三方", "pay": "还款", "repay": "还款",
     "repayment": "还款", "debt": "欠款", "loan": "贷款", "bank": "银行", "card": "信用卡",
 }
 

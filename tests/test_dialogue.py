@@ -104,11 +104,18 @@ def test_concurrent_messages_of_one_conversation_lose_no_state(engine):
             return state
 
     dialogue = DialogueEngine(engine.answers, SlowStore())
-    messages = ["我的花呗逾期三天了", "催收天天骂我", "会上征信吗", "借呗也逾期了"]
+    messages = ["我的花呗逾期三天了", "催收天天骂我", "会上征信吗", "花呗的催收还打给我同事"]
     threads = [threading.Thread(target=dialogue.handle, args=("burst", m)) for m in messages]
     for t in threads:
         t.start()
     for t in threads:
         t.join()
     slots = dialogue.sessions.load("burst")["slots"]
-    assert slots["abusive"] is True and slots["overdue"] == "三天"
+    assert slots["abusive"] is True and slots["overdue"] == "三天" and slots["product"] == "花呗"
+
+
+def test_a_duration_belongs_to_the_product_it_was_said_of(fresh_engine):
+    """"花呗晚了两周" then "jb 能不能只还本金": nothing says the 借呗 debt is two weeks overdue."""
+    first, second = conversation(fresh_engine, "我花呗晚了快两周了，会不会打电话给我老板", "jb欠了2万 能不能只还本金")
+    assert second.kind == "answer"
+    assert "两周" not in second.text
