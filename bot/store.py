@@ -289,10 +289,6 @@ class KnowledgeStore:
                 dropped.append(version)
         return dropped
 
-    def drop_everything(self) -> None:
-        """Used by `ingest --rebuild` only after a new version is published."""
-        for version in self.list_versions():
-            self.drop_version(version)
 
 
 class IngestLock:
