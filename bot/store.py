@@ -290,7 +290,6 @@ class KnowledgeStore:
         return dropped
 
 
-
 class IngestLock:
     """Keeps two ingests from racing on the same embedded store (no-op for a server)."""
 
