@@ -247,7 +247,8 @@ class KnowledgeStore:
             prefix = f"{self.base_name}__"
             names = [c if isinstance(c, str) else c.name for c in self._server().list_collections()]
             return sorted(
-                n[len(prefix):] for n in names if n.startswith(prefix) and n != self._pointer_collection
+                n[len(prefix):] for n in names
+                if n.startswith(prefix) and n not in (self._pointer_collection, f"{self.base_name}__lock")
             )
         versions_dir = self.root / "versions"
         if not versions_dir.is_dir():
@@ -291,29 +292,68 @@ class KnowledgeStore:
 
 
 class IngestLock:
-    """Keeps two ingests from racing on the same embedded store (no-op for a server)."""
+    """Keeps two ingests from racing on the same store.
+
+    Embedded: an flock on a file beside the versions (released by the kernel
+    if the process dies). Server: creating a `<name>__lock` collection is the
+    mutex (creation fails when it exists); a lock older than LOCK_STALE_S was
+    left by a killed ingest and is taken over.
+    """
+
+    WAIT_S = 60.0
+    LOCK_STALE_S = 600.0
 
     def __init__(self, store: KnowledgeStore) -> None:
         self._store = store
         self._fh = None
+        self._server_lock: str | None = None
 
     def __enter__(self) -> "IngestLock":
+        deadline = time.monotonic() + self.WAIT_S
         if self._store.is_server:
+            self._acquire_server(deadline)
             return self
         import fcntl
 
         self._store.root.mkdir(parents=True, exist_ok=True)
         self._fh = open(self._store.root / ".ingest.lock", "w")
-        deadline = time.monotonic() + 60
         while True:
             try:
                 fcntl.flock(self._fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
                 return self
             except BlockingIOError:
-                if time.monotonic() > deadline:
-                    raise StoreError("Another ingest is still running on this store; try again when it ends.")
-                time.sleep(0.2)
+                self._wait(deadline)
+
+    def _acquire_server(self, deadline: float) -> None:
+        client = self._store._server()
+        name = f"{self._store.base_name}__lock"
+        while True:
+            try:
+                client.create_collection(name, embedding_function=None, metadata={"since": time.time()})
+                self._server_lock = name
+                return
+            except Exception:
+                try:
+                    since = float((client.get_collection(name, embedding_function=None).metadata or {})
+                                  .get("since", 0))
+                except Exception:
+                    continue  # released between the two calls: try again
+                if time.time() - since > self.LOCK_STALE_S:
+                    client.delete_collection(name)
+                    continue
+                self._wait(deadline)
+
+    @staticmethod
+    def _wait(deadline: float) -> None:
+        if time.monotonic() > deadline:
+            raise StoreError("Another ingest is still running on this store; try again when it ends.")
+        time.sleep(0.2)
 
     def __exit__(self, *exc) -> None:
         if self._fh is not None:
             self._fh.close()
+        if self._server_lock is not None:
+            try:
+                self._store._server().delete_collection(self._server_lock)
+            except Exception:
+                pass

@@ -157,3 +157,39 @@ def test_ingest_and_retrieval_through_a_chroma_server(chroma_server, tmp_path, m
     assert _collections(client, base) == {f"{base}__pointer", f"{base}__{v2}", f"{base}__{v3}"}
     assert "申请延期或分期" in retriever.units["tiny-overdue"].body
     assert retriever.search("催收太凶了找谁投诉").top.unit.id == "tiny-complain"
+
+
+
+def test_two_ingests_on_one_server_take_turns(chroma_server, tmp_path):
+    """While one ingest holds the server's lock a second one waits, and the lock is
+    released afterwards (a lock left by a killed ingest would block for good otherwise)."""
+    import threading
+
+    from bot.store import IngestLock, KnowledgeStore, StoreError
+    from ingest.service import IngestService
+
+    client, port = chroma_server
+    base = "debt_help_lock"
+    knowledge = _server_knowledge(tmp_path / "knowledge")
+    settings = make_settings(tmp_path, knowledge, chroma_host=HOST, chroma_port=port, chroma_collection=base)
+    store = KnowledgeStore(settings)
+
+    held = IngestLock(store)
+    held.__enter__()
+    assert f"{base}__lock" in _collections(client, base)
+    waiting = IngestLock(store)
+    waiting.WAIT_S = 0.5
+    with pytest.raises(StoreError, match="Another ingest"):
+        waiting.__enter__()
+
+    release = threading.Timer(1.0, held.__exit__, args=(None, None, None))
+    release.start()
+    report = IngestService(settings).run()  # waits for the release, then ingests
+    release.join()
+    assert report.changed and report.version
+    assert f"{base}__lock" not in _collections(client, base)
+    assert f"{base}__{report.version}" in _collections(client, base)  # the lock was never taken for a version
+
+    # A lock left behind by a killed ingest is taken over once it is stale.
+    client.create_collection(f"{base}__lock", embedding_function=None, metadata={"since": 0.0})
+    assert IngestService(settings).run(rebuild=True).changed
