@@ -172,4 +172,11 @@ def run(settings: Settings | None = None, *, engine: Engine | None = None) -> No
 
         engine = build_engine(settings)
     application = build_application(settings, engine)
-    asyncio.run(serve(application, settings, handle_signals=True))
+    from telegram.error import InvalidToken
+
+    try:
+        asyncio.run(serve(application, settings, handle_signals=True))
+    except InvalidToken:
+        # Not a crash to debug: a setting to fix. (The token itself is not repeated.)
+        raise SystemExit("The Bot API rejected TELEGRAM_BOT_TOKEN. Check the token from @BotFather"
+                         " (and TELEGRAM_BASE_URL, if set).") from None
