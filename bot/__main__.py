@@ -36,7 +36,8 @@ def main(argv: list[str] | None = None) -> int:
     settings = get_settings()
     prepare_runtime_environment(settings)
     # A terminal tool's stderr is for problems; the service (telegram) logs at LOG_LEVEL.
-    quiet = bool(argv) and argv[0] in ("ask", "chat", "replay", "eval") and "LOG_LEVEL" not in os.environ
+    terminal_tool = argv[0] in ("ask", "chat", "replay", "eval") if argv else not settings.telegram_bot_token
+    quiet = terminal_tool and "LOG_LEVEL" not in os.environ
     logging.basicConfig(level="WARNING" if quiet else settings.log_level, stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s %(message)s")
     # Chatty libraries: their INFO lines say nothing an operator needs.
