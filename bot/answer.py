@@ -104,11 +104,14 @@ class AnswerEngine:
         return Outcome(reply, retrieval=result, assessment=assessment)
 
     def respond(self, message: str, *, query: str | None = None, slots: Slots | None = None,
-                started: float | None = None, in_context: bool = False, avoid: str | None = None) -> Outcome:
+                started: float | None = None, in_context: bool = False, avoid: str | None = None,
+                prefer_tag: str | None = None) -> Outcome:
         """Answer `message`. `query` (default: the message) is what retrieval searches,
         which lets the dialogue add the conversation's topic to an elliptical follow-up
         (`in_context`: a vague message is then answered, not questioned back). `avoid`:
-        an entry to pass over when another one is also a good match (the one just shown)."""
+        an entry to pass over when another one is also a good match (the one just shown).
+        `prefer_tag`: among good matches of the same topic, the entry tagged so comes
+        first (the knowledge base tags collection stages: 逾期初期, 逾期一个月, 长期逾期)."""
         started = started if started is not None else time.perf_counter()
         message = clean_user_text(message)
         if len(message) > self.settings.max_message_chars:
@@ -140,6 +143,13 @@ class AnswerEngine:
             if support is not None:
                 result.hits.remove(support)
                 result.hits.insert(0, support)
+        if prefer_tag and prefer_tag not in result.top.unit.tags:
+            tagged = next((h for h in result.hits[1:5] if prefer_tag in h.unit.tags
+                           and h.unit.topic == result.top.unit.topic
+                           and h.dense >= self.settings.relevance_threshold), None)
+            if tagged is not None:
+                result.hits.remove(tagged)
+                result.hits.insert(0, tagged)
         if avoid and result.top.unit.id == avoid:
             # Move along the entry's own related links, to a good match only.
             related = set(result.top.unit.related)

@@ -24,7 +24,7 @@ from bot.retrieval import Retriever
 from bot.safety import VAGUE
 from bot.sessions import SessionStore, open_session_store
 from bot.settings import Settings, get_settings, prepare_runtime_environment
-from bot.textnorm import OVERDUE_DURATION, clean_user_text, has_problem_word, normalise_query, parse_overdue, stage_words
+from bot.textnorm import OVERDUE_DURATION, clean_user_text, has_problem_word, normalise_query, parse_overdue, stage_tag, stage_words
 
 log = logging.getLogger(__name__)
 
@@ -159,9 +159,14 @@ class DialogueEngine:
             days = parse_overdue(slots.overdue, bare=True)
             stage = stage_words(days[1]) if days else ""
             query = f"{slots.product or ''}逾期{slots.overdue} {stage} 会怎么催收"
-            outcome = answers.respond(message, query=query, slots=slots, started=started, in_context=True)
+            outcome = answers.respond(message, query=query, slots=slots, started=started, in_context=True,
+                                      prefer_tag=stage_tag(days[1]) if days else None)
             if outcome.reply.kind == "answer":
                 return outcome
+
+        if waiting_for_stage and not slots.overdue and VAGUE.match(normalised.replace(" ", "")):
+            # "花呗" in answer to "逾期多久了？": still no duration; ask once more, kindly.
+            return answers.clarify(STAGE_QUESTION, started, STAGE_OPTIONS)
 
         topic_unit = self.retriever.units.get(state.topic) if state.topic else None
         if topic_unit is not None and VAGUE.match(normalised.replace(" ", "")):
@@ -169,7 +174,10 @@ class DialogueEngine:
             return self._in_context(message, topic_unit, state, started, avoid_topic=False)
 
         query = self._standalone_query(normalised, slots)
-        outcome = answers.respond(message, query=query, slots=slots, started=started)
+        overdue = parse_overdue(normalised)
+        # "花呗逾期十天了(会怎么样)": the entry for that stage, when the match is about stages at all.
+        prefer = stage_tag(overdue[1]) if overdue and problem_focus(normalised) is None else None
+        outcome = answers.respond(message, query=query, slots=slots, started=started, prefer_tag=prefer)
         if (topic_unit is not None and outcome.reply.kind in ("decline", "clarify")
                 and not (outcome.assessment.out_of_scope or outcome.assessment.empty
                          or outcome.assessment.greeting)

@@ -42,6 +42,7 @@ class Unit:
     sources: tuple[str, ...]
     related: tuple[str, ...]
     questions: tuple[str, ...]
+    tags: tuple[str, ...] = ()
 
     @property
     def display_title(self) -> str:
@@ -131,6 +132,7 @@ class _Index:
                 sources=tuple(s for s in meta.get("sources", "").split("\n") if s),
                 related=tuple(r for r in meta.get("related", "").split(",") if r),
                 questions=tuple(q for _, q in sorted(questions.get(uid, []))),
+                tags=tuple(t for t in meta.get("tags", "").split(",") if t),
             )
         # The keyword leg indexes whole units (title, every paraphrased question,
         # answer): a user's words may be spread over several of them.

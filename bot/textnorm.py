@@ -87,6 +87,7 @@ def _to_number(text: str) -> float:
 
 
 _BARE_DURATION = re.compile(rf"{_NUMBER}{_UNIT}")
+_PRICE_QUESTION = re.compile(r"(要|收|扣|算)?(多少|几块)|怎么算|的?(费|利息|罚息|违约金)")
 
 
 def parse_overdue(normalised: str, bare: bool = False) -> tuple[str, float] | None:
@@ -96,6 +97,8 @@ def parse_overdue(normalised: str, bare: bool = False) -> tuple[str, float] | No
     "逾期多久了？".
     """
     match = OVERDUE_DURATION.search(normalised)
+    if match and _PRICE_QUESTION.match(normalised, match.end()):
+        match = None  # "逾期一天多少钱" asks about a day's fee, not how long they are overdue
     if match is None and bare:
         bare_match = _BARE_DURATION.search(normalised)
         if bare_match:
@@ -112,13 +115,22 @@ def parse_overdue(normalised: str, bare: bool = False) -> tuple[str, float] | No
     return None
 
 
+STAGE_TAGS = ("逾期初期", "逾期一个月", "长期逾期")  # as the knowledge base tags its stage entries
+
+
+def stage_tag(days: float) -> str:
+    """The knowledge base's tag for how far into overdue `days` is."""
+    if days <= 20:
+        return STAGE_TAGS[0]
+    if days < 75:
+        return STAGE_TAGS[1]
+    return STAGE_TAGS[2]
+
+
 def stage_words(days: float) -> str:
     """The words the knowledge base uses for a stage of overdue."""
-    if days <= 20:
-        return "刚逾期几天 逾期初期"
-    if days < 75:
-        return "逾期一个月左右"
-    return "逾期好几个月 长期逾期"
+    return {"逾期初期": "刚逾期几天 逾期初期", "逾期一个月": "逾期一个月左右",
+            "长期逾期": "逾期好几个月 长期逾期"}[stage_tag(days)]
 
 
 # English questions: the default embedding model is multilingual, so dense
