@@ -28,6 +28,8 @@ CRISIS_LINES = ("12356", "800-810-1117")
 DISCLAIMER_TOPICS = {"利息费用", "法律诉讼"}
 # A match this close to an entry's own wording is trusted without further checks.
 STRONG_MATCH = 0.8
+# A second entry whose fused score is this close to the first gets a line of its own.
+RUNNER_UP_SCORE_RATIO = 0.97
 
 
 @dataclass
@@ -181,16 +183,35 @@ class AnswerEngine:
         if prefix and key not in slots.acknowledged:
             slots.acknowledged.append(key)
             body = f"{prefix}\n\n{body}"
+        runner_up = self._close_runner_up(result)
+        if runner_up is not None:
+            # Two entries fit about equally well: answer from the first and say in one
+            # line what the second adds, so a near miss still reaches the person.
+            body = f"{body}\n\n" + texts.ALSO_RELEVANT.format(title=runner_up.unit.title,
+                                                               first_line=first_line(runner_up.unit.body))
         if unit.topic in DISCLAIMER_TOPICS and "不构成法律意见" not in body:
             body = f"{body}\n\n{texts.ANSWER_DISCLAIMER}"
-        return self._reply_for(top, body, result.hits[1:], started, assessment, result)
+        others = [h for h in result.hits[1:] if h is not runner_up]
+        return self._reply_for(top, body, others, started, assessment, result,
+                               also=[runner_up] if runner_up else [])
+
+    def _close_runner_up(self, result: RetrievalResult) -> Hit | None:
+        """The second FAQ entry when it is about as good a match as the first."""
+        if len(result.hits) < 2 or result.top.unit.source_type != "faq":
+            return None
+        top, second = result.hits[0], result.hits[1]
+        if (second.unit.source_type == "faq" and second.unit.topic != CRISIS_TOPIC
+                and second.score >= RUNNER_UP_SCORE_RATIO * top.score
+                and second.dense >= max(self.settings.relevance_threshold + 0.15, top.dense - 0.05)):
+            return second
+        return None
 
     def _reply_for(self, hit: Hit, body: str, others: list[Hit], started: float,
-                   assessment: Assessment, result: RetrievalResult) -> Outcome:
-        unit = hit.unit
-        sources = [Source(unit.id, unit.display_title, round(hit.dense, 4), "；".join(unit.sources))]
+                   assessment: Assessment, result: RetrievalResult, also: list[Hit] = ()) -> Outcome:
+        sources = [Source(h.unit.id, h.unit.display_title, round(h.dense, 4), "；".join(h.unit.sources))
+                   for h in [hit, *also]]
         reply = Reply(body.strip(), "answer", sources, self.suggestions(hit, others), _ms(started))
-        return Outcome(reply, topic=unit.id, retrieval=result, assessment=assessment)
+        return Outcome(reply, topic=hit.unit.id, retrieval=result, assessment=assessment)
 
     def elaborate(self, outcome: Outcome, message: str, *, slots: Slots | None = None,
                   previous_topic: str | None = None, on_partial=None) -> Outcome:
@@ -229,6 +250,11 @@ def slot_prefix(slots: Slots, topic: str) -> tuple[str, str]:
         text = texts.SLOT_PREFIX_OVERDUE.format(product=slots.product or "", duration=slots.overdue)
         return text, f"overdue:{slots.product}:{slots.overdue}"
     return "", ""
+
+
+def first_line(text: str) -> str:
+    """An entry's direct first sentence (its answers are written to start with one)."""
+    return text.strip().split("\n", 1)[0].strip()
 
 
 def _ms(started: float) -> float:

@@ -49,3 +49,5 @@ COMMAND_HELP = (
     "催收不能做什么、遇到骚扰去哪里投诉。直接用一句话问我就行。\n\n"
     "/reset 重新开始对话，/forget 删除我为这段对话保存的信息。"
 )
+
+ALSO_RELEVANT = "另外，关于“{title}”：{first_line}"
