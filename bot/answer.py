@@ -196,11 +196,13 @@ class AnswerEngine:
                                also=[runner_up] if runner_up else [])
 
     def _close_runner_up(self, result: RetrievalResult) -> Hit | None:
-        """The second FAQ entry when it is about as good a match as the first."""
+        """The second FAQ entry when it is about as good a match as the first, and both
+        retrieval legs put it near the top (one leg alone is not enough to add a topic)."""
         if len(result.hits) < 2 or result.top.unit.source_type != "faq":
             return None
         top, second = result.hits[0], result.hits[1]
-        if (second.unit.source_type == "faq" and second.unit.topic != CRISIS_TOPIC
+        both_legs_agree = (second.dense_rank or 99) <= 2 and (second.lexical_rank or 99) <= 2
+        if (second.unit.source_type == "faq" and second.unit.topic != CRISIS_TOPIC and both_legs_agree
                 and second.score >= RUNNER_UP_SCORE_RATIO * top.score
                 and second.dense >= max(self.settings.relevance_threshold + 0.15, top.dense - 0.05)):
             return second

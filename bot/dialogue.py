@@ -40,6 +40,7 @@ FOLLOW_UP_MAX_CHARS = 14
 _CJK = re.compile(r"[\u4e00-\u9fff]")
 # "花呗逾期两个月了，" : the situation, said before the actual problem.
 SITUATION = re.compile(r"(花呗|借呗|网商贷|信用卡|网贷|支付宝)?[和、跟]?(花呗|借呗)?(已经)?" + OVERDUE_DURATION.pattern + r"(了|啦)?")
+PRODUCT_SPECIFIC = re.compile(r"征信|芝麻|利息|利率|费用|罚息|逾期费|额度|上报")
 ABOUT_THE_STAGE = re.compile(r"会怎么样|会怎样|接下来|会做什么|会怎么催|怎么催收|严厉|更凶|更狠|加大|升级|会发生什么|"
                              r"什么后果|what will|what happens")
 _PUNCT = re.compile(r"[\s,，。.!！?？;；、~～]+")
@@ -199,9 +200,11 @@ class DialogueEngine:
         if query is None and overdue:
             # "借呗逾期三个月了会怎么样" is about that stage: say it in the knowledge base's words.
             text = f"{text} {stage_words(overdue[1])}"
-        if slots.product and slots.product != "花呗" and not any(key in text for key, _ in PRODUCTS):
-            # "会上征信吗" after "借呗逾期一个月了" is about 借呗. (花呗 is what the
-            # knowledge base assumes anyway, so naming it adds nothing.)
+        if (slots.product and slots.product != "花呗" and not any(key in text for key, _ in PRODUCTS)
+                and PRODUCT_SPECIFIC.search(text)):
+            # "会上征信吗" after "借呗逾期一个月了" is about 借呗: credit reports and fees
+            # differ by product. (花呗 is what the knowledge base assumes anyway; and on
+            # other questions the product name only pulls retrieval off course.)
             text = f"{slots.product} {text}"
         return text if text != normalised else None
 
