@@ -25,6 +25,7 @@ log = logging.getLogger(__name__)
 EVASION_ENTRY = "evasion-consequences"
 CRISIS_TOPIC = "心理支持"
 CRISIS_LINES = ("12356", "800-810-1117")
+SUPPORT_QUERY = "逾期了很焦虑 压力很大 想找人聊聊"
 DISCLAIMER_TOPICS = {"利息费用", "法律诉讼"}
 # A match this close to an entry's own wording is trusted without further checks.
 STRONG_MATCH = 0.8
@@ -133,18 +134,22 @@ class AnswerEngine:
         result = self.retriever.search(query or message, k=5)
         if assessment.evasion:
             return self._evasion(result, started, assessment)
+        if assessment.distress:
+            # Distress is always in scope and comes first: the support entry (with its
+            # helplines); the practical match, if good, follows in one line.
+            practical = next((h for h in result.hits if h.unit.topic != CRISIS_TOPIC and h.unit.source_type == "faq"
+                              and h.dense >= self.settings.relevance_threshold), None)
+            support = next((h for h in result.hits if h.unit.topic == CRISIS_TOPIC), None)
+            if support is None:
+                found = self.retriever.search(SUPPORT_QUERY, k=3)
+                support = found.top if found.top is not None and found.top.unit.topic == CRISIS_TOPIC else None
+            if support is not None:
+                result.hits = [support] + [h for h in result.hits if h.unit.id != support.unit.id]
+                return self._compose(result, slots or Slots(), started, assessment, runner_up=practical)
         if not self.is_confident(result):
             domain = is_domain(normalise_query(query or message))
             text = texts.DECLINE_NOT_IN_KNOWLEDGE if domain else texts.DECLINE_OUT_OF_SCOPE
             return self.decline(text, started, assessment, result)
-        if assessment.distress and result.top.unit.topic != CRISIS_TOPIC:
-            # Someone who says they are falling apart gets the support entry (with
-            # its helplines) first, when the knowledge base has a good match for it.
-            support = next((h for h in result.hits[1:] if h.unit.topic == CRISIS_TOPIC
-                            and h.dense >= self.settings.relevance_threshold), None)
-            if support is not None:
-                result.hits.remove(support)
-                result.hits.insert(0, support)
         if prefer_tag and prefer_tag not in result.top.unit.tags:
             tagged = next((h for h in result.hits[1:5] if prefer_tag in h.unit.tags
                            and h.unit.topic == result.top.unit.topic
@@ -172,7 +177,7 @@ class AnswerEngine:
         return self._reply_for(hit, body, others, started, assessment, result)
 
     def _compose(self, result: RetrievalResult, slots: Slots, started: float,
-                 assessment: Assessment) -> Outcome:
+                 assessment: Assessment, runner_up: Hit | None = None) -> Outcome:
         top = result.top
         unit = top.unit
         if unit.source_type == "article":
@@ -183,7 +188,7 @@ class AnswerEngine:
         if prefix and key not in slots.acknowledged:
             slots.acknowledged.append(key)
             body = f"{prefix}\n\n{body}"
-        runner_up = self._close_runner_up(result)
+        runner_up = runner_up or self._close_runner_up(result)
         if runner_up is not None:
             # Two entries fit about equally well: answer from the first and say in one
             # line what the second adds, so a near miss still reaches the person.

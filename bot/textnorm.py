@@ -30,6 +30,7 @@ ABBREVIATIONS: list[tuple[re.Pattern, str]] = [
         ("借被|借贝|借唄|接呗", "借呗"),
         ("网代|網貸", "网贷"),
         ("征性|争信|正信|徵信", "征信"),
+        ("芝麻分|芝麻信用分", "芝麻信用"),
     ]
 ]
 
@@ -148,6 +149,7 @@ ENGLISH_TERMS = {
     "family": "家人", "contacts": "通讯录", "scam": "诈骗", "fraud": "诈骗", "police": "报警",
     "threat": "威胁", "threaten": "威胁", "threatened": "威胁", "evidence": "证据", "record": "录音",
     "night": "夜间", "calls": "电话", "call": "电话", "calling": "电话", "called": "电话", "phone": "电话",
+    "owe": "欠款", "owed": "欠款", "hopeless": "焦虑", "sleep": "睡不着", "stress": "压力",
     "stop": "停催", "lawyer": "律师", "firm": "律师", "home": "上门", "visit": "上门", "door": "上门",
     "arrest": "坐牢", "agency": "第三方", "pay": "还款", "repay": "还款",
     "repayment": "还款", "debt": "欠款", "loan": "贷款", "bank": "银行", "card": "信用卡",
