@@ -21,7 +21,7 @@ from bot.answer import AnswerEngine, Outcome, Slots
 from bot.embeddings import get_embedder
 from bot.reply import Reply
 from bot.retrieval import Retriever
-from bot.safety import VAGUE
+from bot.safety import THANKS, VAGUE, WHO_ARE_YOU
 from bot.sessions import SessionStore, open_session_store
 from bot.settings import Settings, get_settings, prepare_runtime_environment
 from bot.textnorm import OVERDUE_DURATION, clean_user_text, has_problem_word, normalise_query, parse_overdue, stage_tag, stage_words
@@ -129,6 +129,11 @@ class DialogueEngine:
         if command:
             # /start, /help and anything unknown: what the bot is for, and how to ask.
             return _timed(Reply(texts.COMMAND_HELP, "notice", [], list(COMMAND_HINT_OPTIONS)), started)
+        small_talk = normalise_query(message).strip()
+        if THANKS.match(small_talk):
+            return _timed(Reply(texts.THANKS, "notice"), started)
+        if WHO_ARE_YOU.match(small_talk):
+            return _timed(Reply(texts.WHO_AM_I, "notice", [], list(COMMAND_HINT_OPTIONS)), started)
 
         # Two messages of one conversation handled at once (a thread pool) must not
         # both load the old state and lose one update: one turn at a time per conversation.

@@ -39,6 +39,10 @@ OUT_OF_SCOPE_PATTERNS = [
 # Distress short of crisis: the answer should be the support entry, not only the practical one.
 DISTRESS = re.compile(r"心态崩|崩溃|想找人聊|找人说说|找人倾诉|好绝望|很绝望|抑郁|睡不着|天天哭|"
                       r"焦虑|心慌|stressed|anxious|depressed|overwhelmed|hopeless|desperate|can'?n?o?t sleep|panic")
+THANKS = re.compile(r"^(好的|好|嗯|嗯嗯|ok|明白了|懂了|知道了)?[,，。. ]*(谢谢|多谢|感谢|谢了|谢啦|thanks?( you)?|thx|辛苦了)"
+                    r"[你您啊呀了啦!！。.~～ ]*$")
+WHO_ARE_YOU = re.compile(r"^(你是谁|你是什么|你是机器人吗|你是人工智能吗|你是ai吗|你是真人吗|你能做什么|你会什么|你有什么用|"
+                         r"who are you|what are you|what can you do)[?？!！。.~～ ]*$")
 GREETINGS = re.compile(r"^(在吗|在不在|你好|您好|hi|hello|哈喽|嗨|喂|有人吗|有人在吗|在么|早上好|晚上好)[?？!！。.~～ ]*$")
 _WHAT_NOW = r"(怎么办|咋办|怎么弄|怎么搞|怎么处理|该怎么办|该咋办|怎么整)"
 # Too broad to answer without guessing: "怎么办", "在吗", "花呗逾期了怎么办" (which
