@@ -58,3 +58,11 @@ def test_missing_store_is_a_clear_message_not_a_traceback(tmp_path):
     assert result.returncode != 0
     assert "python -m ingest" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_the_keyword_tokenizer_caches_in_the_data_folder(engine, settings):
+    """jieba's dictionary cache goes into DATA_DIR, not /tmp (see DEVELOPERS.md)."""
+    jieba_dir = settings.data_dir / "jieba"
+    names = {p.name for p in jieba_dir.iterdir()}
+    assert any(n.startswith("jieba-dict-freq") for n in names)
+    assert any(n.endswith(".cache") for n in names)
