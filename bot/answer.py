@@ -10,6 +10,7 @@ kind word and what the bot can do instead.
 from __future__ import annotations
 
 import logging
+import re
 import time
 from dataclasses import dataclass, field
 
@@ -27,6 +28,8 @@ CRISIS_TOPIC = "心理支持"
 CRISIS_LINES = ("12356", "800-810-1117")
 SUPPORT_QUERY = "逾期了很焦虑 压力很大 想找人聊聊"
 DISCLAIMER_TOPICS = {"利息费用", "法律诉讼"}
+PRODUCT_USAGE = re.compile(r"继续用|还能用|能不能(继续)?用(吗|了)?\s*$|能用吗|开通|额度|提额|提前还|还款日|账单日|"
+                           r"怎么查|在哪查|查询征信|注销花呗|解冻|冻结")
 # A match this close to an entry's own wording is trusted without further checks.
 STRONG_MATCH = 0.8
 # A second entry whose fused score is this close to the first gets a line of its own.
@@ -76,9 +79,11 @@ class AnswerEngine:
         if top is None:
             return False
         threshold = self.settings.relevance_threshold
-        if not has_problem_word(result.normalised) and top.dense < STRONG_MATCH:
-            # About a product but not about trouble with a debt ("花呗额度怎么提高"):
-            # the knowledge base does not cover it, however similar it sounds.
+        if (not has_problem_word(result.normalised) or PRODUCT_USAGE.search(result.normalised)) \
+                and top.dense < STRONG_MATCH:
+            # About using a product rather than trouble with a debt ("花呗额度怎么提高",
+            # "逾期了还能继续用吗"): the knowledge base does not cover it, however
+            # similar it sounds, unless an entry asks nearly the same question.
             return False
         if top.dense >= threshold:
             return True

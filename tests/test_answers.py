@@ -81,7 +81,8 @@ def test_out_of_scope_is_declined_kindly_with_what_the_bot_can_do(fresh_engine, 
     assert "逾期" in reply.text and reply.suggestions
 
 
-@pytest.mark.parametrize("message", ["花呗额度怎么提高", "支付宝怎么开通花呗", "花呗的年费是多少"])
+@pytest.mark.parametrize("message", ["花呗额度怎么提高", "支付宝怎么开通花呗", "花呗的年费是多少",
+                                     "花呗逾期了还能继续用吗", "怎么查自己的征信"])
 def test_questions_the_knowledge_base_does_not_cover_are_not_stretched(fresh_engine, message):
     reply = ask(fresh_engine, message)
     assert reply.kind == "decline"
