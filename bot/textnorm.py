@@ -95,6 +95,13 @@ _BARE_DURATION = re.compile(rf"{_NUMBER}{_UNIT}")
 _PRICE_QUESTION = re.compile(r"(要|收|扣|算)?(多少|几块)|怎么算|的?(费|利息|罚息|违约金)")
 
 
+_DAYS_PER_UNIT = {"天": 1, "日": 1, "周": 7, "星期": 7, "年": 365, "多年": 400}  # months: 30
+
+
+def _duration(number: str, unit: str) -> tuple[str, float]:
+    return f"{number}{unit}", _to_number(number) * _DAYS_PER_UNIT.get(unit, 30)
+
+
 def parse_overdue(normalised: str, bare: bool = False) -> tuple[str, float] | None:
     """(as the user said it, approximate days) when the message says how long it is overdue.
 
@@ -104,17 +111,11 @@ def parse_overdue(normalised: str, bare: bool = False) -> tuple[str, float] | No
     match = OVERDUE_DURATION.search(normalised)
     if match and _PRICE_QUESTION.match(normalised, match.end()):
         match = None  # "逾期一天多少钱" asks about a day's fee, not how long they are overdue
-    if match is None and bare:
-        bare_match = _BARE_DURATION.search(normalised)
-        if bare_match:
-            number, unit = bare_match.group(1), bare_match.group(2)
-            days = _to_number(number) * {"天": 1, "日": 1, "周": 7, "星期": 7, "年": 365, "多年": 400}.get(unit, 30)
-            return f"{number}{unit}", days
     if match:
-        number = match.group(1) or match.group(3)
-        unit = match.group(2) or match.group(4)
-        days = _to_number(number) * {"天": 1, "日": 1, "周": 7, "星期": 7, "年": 365, "多年": 400}.get(unit, 30)
-        return f"{number}{unit}", days
+        return _duration(match.group(1) or match.group(3), match.group(2) or match.group(4))
+    bare_match = _BARE_DURATION.search(normalised) if bare else None
+    if bare_match:
+        return _duration(bare_match.group(1), bare_match.group(2))
     if JUST_OVERDUE.search(normalised):
         return "几天", 3.0
     return None
