@@ -149,10 +149,10 @@ class AnswerEngine:
                 found = self.retriever.search(SUPPORT_QUERY, k=3)
                 support = found.top if found.top is not None and found.top.unit.topic == CRISIS_TOPIC else None
             if support is not None:
-                result.hits = [support] + [h for h in result.hits if h.unit.id != support.unit.id]
+                result.promote(support)
                 return self._compose(result, slots or Slots(), started, assessment, runner_up=practical)
         if not self.is_confident(result):
-            domain = is_domain(normalise_query(query or message))
+            domain = is_domain(result.normalised)  # what retrieval searched, already normalised
             text = texts.DECLINE_NOT_IN_KNOWLEDGE if domain else texts.DECLINE_OUT_OF_SCOPE
             return self.decline(text, started, assessment, result)
         if prefer_tag and prefer_tag not in result.top.unit.tags:
@@ -160,16 +160,14 @@ class AnswerEngine:
                            and h.unit.topic == result.top.unit.topic
                            and h.dense >= self.settings.relevance_threshold), None)
             if tagged is not None:
-                result.hits.remove(tagged)
-                result.hits.insert(0, tagged)
+                result.promote(tagged)
         if avoid and result.top.unit.id == avoid:
             # Move along the entry's own related links, to a good match only.
             related = set(result.top.unit.related)
             alternative = next((h for h in result.hits[1:4] if h.unit.id in related
                                 and h.dense >= self.settings.relevance_threshold + 0.1), None)
             if alternative is not None:
-                result.hits.remove(alternative)
-                result.hits.insert(0, alternative)
+                result.promote(alternative)
         return self._compose(result, slots or Slots(), started, assessment)
 
     def _evasion(self, result: RetrievalResult, started: float, assessment: Assessment) -> Outcome:

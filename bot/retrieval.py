@@ -74,6 +74,10 @@ class RetrievalResult:
     def best_dense(self) -> float:
         return max((h.dense for h in self.hits), default=0.0)
 
+    def promote(self, hit: Hit) -> None:
+        """Make `hit` the top result, keeping the order of the rest."""
+        self.hits = [hit] + [h for h in self.hits if h is not hit]
+
 
 LONG_QUERY_CHARS = 50
 FOCUS_WEIGHT = 2.0  # in a long message, the question counts more than the story before it
@@ -249,12 +253,12 @@ class Retriever:
         # legs; they go to the unit both legs are more sure of, by score.
         top_lexical = max((h.lexical for h in hits.values()), default=0.0) or 1.0
         ranked = sorted(hits.values(), key=lambda h: (-round(h.score, 6), -(h.dense + h.lexical / top_lexical)))
+        result.hits = ranked
         # Someone who asks (nearly) exactly one of an entry's own questions means that entry.
         closest = max(ranked, key=lambda h: h.dense, default=None)
-        if closest is not None and closest.dense >= EXACT_MATCH and ranked[0] is not closest:
-            ranked.remove(closest)
-            ranked.insert(0, closest)
+        if closest is not None and closest.dense >= EXACT_MATCH:
+            result.promote(closest)
         # Dense similarities of units the dense leg did not return are unknown
         # (0.0); that is fine: they only matter for the relevance threshold.
-        result.hits = ranked[:k]
+        result.hits = result.hits[:k]
         return result
