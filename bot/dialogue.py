@@ -21,7 +21,7 @@ from bot.answer import AnswerEngine, Outcome, Slots
 from bot.embeddings import get_embedder
 from bot.reply import Reply
 from bot.retrieval import Retriever
-from bot.safety import THANKS, VAGUE, WHO_ARE_YOU
+from bot.safety import THANKS, WHO_ARE_YOU, is_vague
 from bot.sessions import SessionStore, open_session_store
 from bot.settings import Settings, get_settings, prepare_runtime_environment
 from bot.textnorm import OVERDUE_DURATION, clean_user_text, has_problem_word, normalise_query, parse_overdue, stage_tag, stage_words
@@ -31,7 +31,7 @@ log = logging.getLogger(__name__)
 RESET_COMMANDS = {"/reset", "/restart", "/new"}
 FORGET_COMMANDS = {"/forget", "/delete"}
 
-PRODUCTS = [("花呗", "花呗"), ("借呗", "借呗"), ("网商贷", "网商贷"), ("信用卡", "信用卡"), ("网贷", "网贷")]
+PRODUCTS = ("花呗", "借呗", "网商贷", "信用卡", "网贷")
 ABUSIVE = re.compile(r"骂|威胁|恐吓|辱骂|侮辱|爆通讯录|骚扰|半夜|凌晨|上门闹|p图|群发|吓唬|暴力|态度(特别|很|非常)?(恶劣|差)|难听|轰炸")
 # Follow-ups lean on what was said before: "那怎么办", "要保存什么证据", "可以报警吗".
 FOLLOW_UP_START = re.compile(r"^(那|那么|那要|那我|那如果|还有|然后|如果|要是|可是|但是|所以|这样|这种|这个|那个|"
@@ -39,7 +39,7 @@ FOLLOW_UP_START = re.compile(r"^(那|那么|那要|那我|那如果|还有|然�
 FOLLOW_UP_MAX_CHARS = 14
 _CJK = re.compile(r"[\u4e00-\u9fff]")
 # "花呗逾期两个月了，" : the situation, said before the actual problem.
-SITUATION = re.compile(r"(花呗|借呗|网商贷|信用卡|网贷|支付宝)?[和、跟]?(花呗|借呗)?(已经)?" + OVERDUE_DURATION.pattern + r"(了|啦)?")
+SITUATION = re.compile(rf"({'|'.join(PRODUCTS)}|支付宝)?[和、跟]?(花呗|借呗)?(已经)?{OVERDUE_DURATION.pattern}(了|啦)?")
 PRODUCT_SPECIFIC = re.compile(r"征信|芝麻|利息|利率|费用|罚息|逾期费|额度|上报")
 ABOUT_THE_STAGE = re.compile(r"会怎么样|会怎样|接下来|会做什么|会怎么催|怎么催收|严厉|更凶|更狠|加大|升级|会发生什么|"
                              r"什么后果|what will|what happens")
@@ -52,9 +52,14 @@ GENERIC_OVERDUE_QUESTION = re.compile(
 COMMAND_HINT_OPTIONS = ["逾期一个月会怎么催收", "怎么和平台协商还款", "催收骚扰去哪里投诉"]
 
 
+def product_in(text: str) -> str | None:
+    """The first product the text names."""
+    return next((name for name in PRODUCTS if name in text), None)
+
+
 def extract_slots(normalised: str, slots: Slots, bare_duration: bool = False) -> Slots:
     """Update slots from what the user just said (latest mention wins)."""
-    product = next((name for key, name in PRODUCTS if key in normalised), None)
+    product = product_in(normalised)
     overdue = parse_overdue(normalised, bare=bare_duration)
     # How long one debt is overdue says nothing about another: a new product
     # without its own duration starts without one.
@@ -170,19 +175,19 @@ class DialogueEngine:
             if outcome.reply.kind == "answer":
                 return outcome
 
-        if waiting_for_stage and not slots.overdue and VAGUE.match(normalised.replace(" ", "")):
+        if waiting_for_stage and not slots.overdue and is_vague(normalised):
             # "花呗" in answer to "逾期多久了？": still no duration; ask once more, kindly.
             return answers.clarify(STAGE_QUESTION, started, STAGE_OPTIONS)
 
         topic_unit = self.retriever.units.get(state.topic) if state.topic else None
-        if topic_unit is not None and VAGUE.match(normalised.replace(" ", "")):
+        if topic_unit is not None and is_vague(normalised):
             # "那怎么办": nothing to search for on its own; it is about the topic.
             return self._in_context(message, topic_unit, state, started, avoid_topic=False)
 
-        query = self._standalone_query(normalised, slots)
-        overdue = parse_overdue(normalised)
+        focus, overdue = problem_focus(normalised), parse_overdue(normalised)
+        query = self._standalone_query(normalised, focus, overdue, slots)
         # "花呗逾期十天了(会怎么样)": the entry for that stage, when the match is about stages at all.
-        prefer = stage_tag(overdue[1]) if overdue and problem_focus(normalised) is None else None
+        prefer = stage_tag(overdue[1]) if overdue and focus is None else None
         outcome = answers.respond(message, query=query, slots=slots, started=started, prefer_tag=prefer)
         if (topic_unit is not None and outcome.reply.kind in ("decline", "clarify")
                 and not (outcome.assessment.out_of_scope or outcome.assessment.empty
@@ -197,16 +202,16 @@ class DialogueEngine:
             return answers.clarify(STAGE_QUESTION, started, STAGE_OPTIONS)
         return outcome
 
-    def _standalone_query(self, normalised: str, slots: Slots) -> str | None:
-        """What retrieval searches for a message on its own; None means the message itself."""
-        query = problem_focus(normalised)
-        text = query or normalised
-        overdue = parse_overdue(normalised)
-        if query is None and overdue:
+    @staticmethod
+    def _standalone_query(normalised: str, focus: str | None, overdue: tuple[str, float] | None,
+                          slots: Slots) -> str | None:
+        """What retrieval searches for a message on its own; None means the message itself.
+        `focus` and `overdue` are problem_focus() and parse_overdue() of the message."""
+        text = focus or normalised
+        if focus is None and overdue:
             # "借呗逾期三个月了会怎么样" is about that stage: say it in the knowledge base's words.
             text = f"{text} {stage_words(overdue[1])}"
-        if (slots.product and slots.product != "花呗" and not any(key in text for key, _ in PRODUCTS)
-                and PRODUCT_SPECIFIC.search(text)):
+        if slots.product and slots.product != "花呗" and not product_in(text) and PRODUCT_SPECIFIC.search(text):
             # "会上征信吗" after "借呗逾期一个月了" is about 借呗: credit reports and fees
             # differ by product. (花呗 is what the knowledge base assumes anyway; and on
             # other questions the product name only pulls retrieval off course.)
@@ -226,13 +231,12 @@ class DialogueEngine:
         text = normalised.strip()
         if not _CJK.search(text):
             return False  # "<script>…" stripped to "alert(1)" is not a question about the topic
-        if VAGUE.match(text.replace(" ", "")):
+        if is_vague(text):
             return True
         if FOLLOW_UP_START.match(text) and len(text) <= FOLLOW_UP_MAX_CHARS + 6:
             return True
         # Short and naming no product or stage of its own: an elliptical question.
-        return len(text) <= FOLLOW_UP_MAX_CHARS and not any(k in text for k, _ in PRODUCTS) \
-            and parse_overdue(text) is None
+        return len(text) <= FOLLOW_UP_MAX_CHARS and not product_in(text) and parse_overdue(text) is None
 
     def _needs_stage(self, normalised: str, state: ConversationState) -> bool:
         """Ask how long overdue only when the answer really differs by stage: a

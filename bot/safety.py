@@ -81,11 +81,15 @@ def assess(normalised: str) -> Assessment:
     evasion = bool(_evasion.search(text))
     domain = has_domain_word(text)
     out_of_scope = bool(_out_of_scope.search(text)) and not domain and not evasion
-    compact = text.replace(" ", "")
-    greeting = bool(GREETINGS.match(compact))
-    vague = greeting or bool(VAGUE.match(compact))
+    greeting = bool(GREETINGS.match(text.replace(" ", "")))
+    vague = greeting or is_vague(text)
     return Assessment(evasion=evasion, out_of_scope=out_of_scope, vague=vague and not evasion, greeting=greeting,
                       distress=bool(DISTRESS.search(text)))
+
+
+def is_vague(normalised: str) -> bool:
+    """Too broad to answer on its own ("怎么办", "花呗 借呗 逾期了"), spaces ignored."""
+    return bool(VAGUE.match(normalised.strip().replace(" ", "")))
 
 
 def is_domain(normalised: str) -> bool:
