@@ -134,10 +134,11 @@ class DialogueEngine:
         if command:
             # /start, /help and anything unknown: what the bot is for, and how to ask.
             return _timed(Reply(texts.COMMAND_HELP, "notice", [], list(COMMAND_HINT_OPTIONS)), started)
-        small_talk = normalise_query(message).strip()
-        if THANKS.match(small_talk):
+        # An over-long paste is answered without being normalised (see _turn).
+        normalised = normalise_query(message) if len(message) <= self.answers.settings.max_message_chars else ""
+        if THANKS.match(normalised.strip()):
             return _timed(Reply(texts.THANKS, "notice"), started)
-        if WHO_ARE_YOU.match(small_talk):
+        if WHO_ARE_YOU.match(normalised.strip()):
             return _timed(Reply(texts.WHO_AM_I, "notice", [], list(COMMAND_HINT_OPTIONS)), started)
 
         # Two messages of one conversation handled at once (a thread pool) must not
@@ -145,7 +146,7 @@ class DialogueEngine:
         with self._turn_locks[hash(conversation_id) % len(self._turn_locks)]:
             state = ConversationState.from_dict(self.sessions.load(conversation_id))
             previous_topic = state.topic
-            outcome = self._turn(state, message, started)
+            outcome = self._turn(state, message, normalised, started)
             # The optional model sees this message, the previous topic and the slots: no earlier text.
             outcome = self.answers.elaborate(outcome, message, slots=state.slots, previous_topic=previous_topic,
                                              on_partial=on_partial)
@@ -155,11 +156,10 @@ class DialogueEngine:
                  outcome.reply.latency_ms)
         return _timed(outcome.reply, started)
 
-    def _turn(self, state: ConversationState, message: str, started: float) -> Outcome:
+    def _turn(self, state: ConversationState, message: str, normalised: str, started: float) -> Outcome:
         answers = self.answers
         if len(message) > answers.settings.max_message_chars:
-            return answers.respond(message, started=started)
-        normalised = normalise_query(message)
+            return answers.respond(message, started=started)  # a polite "please shorten it"
         waiting_for_stage = state.pending == "overdue"
         had_overdue = state.slots.overdue
         state.slots = extract_slots(normalised, state.slots, bare_duration=waiting_for_stage)
