@@ -122,8 +122,8 @@ class IngestService:
             chunk_ids_same = set(old_chunks) == {c.id for c in chunks}
             report.changed = bool(rebuild or current is None or report.added or report.removed
                                   or report.updated or not chunk_ids_same)
-            reusable = [c for c in chunks if c.id in old_chunks]
-            report.reused = len(reusable) if not rebuild else 0
+            # (On --rebuild nothing was read from the old version, so nothing is reused.)
+            report.reused = sum(1 for c in chunks if c.id in old_chunks)
             report.embedded = len(chunks) - report.reused
             if dry_run or not report.changed:
                 report.version = current.version if current else None
@@ -133,8 +133,7 @@ class IngestService:
             version = new_version_id()
             try:
                 collection = self.store.create_version_collection(version)
-                self._write_version(collection, chunks, old_collection if not rebuild else None,
-                                    set(old_chunks) if not rebuild else set(), progress)
+                self._write_version(collection, chunks, old_collection, set(old_chunks), progress)
                 manifest = Manifest(
                     version=version,
                     collection=self.store.collection_name(version),
