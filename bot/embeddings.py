@@ -31,9 +31,23 @@ class Embedder(Embeddings):
 
     name: str
     dimension: int
+    # One model object is driven by one thread at a time (numpy's BLAS thread
+    # limits and torch are not safe to share between concurrent calls).
+    _lock: threading.Lock
 
-    def encode(self, texts: list[str]) -> np.ndarray:  # (n, dimension) float32
+    def _encode_batch(self, texts: list[str]) -> np.ndarray:
+        """The model's own vectors for a non-empty batch (normalised by `encode`)."""
         raise NotImplementedError
+
+    def encode(self, texts: list[str]) -> np.ndarray:  # (n, dimension) float32, L2-normalised
+        if not texts:
+            return np.zeros((0, self.dimension), dtype=np.float32)
+        with self._lock:
+            return _normalise(self._encode_batch(list(texts)))
+
+    def warm_up(self) -> None:
+        """Load the weights now instead of on the first question."""
+        self.encode(["预热 warm up"])
 
     def embed_documents(self, texts: list[str]) -> list[list[float]]:
         return self.encode(list(texts)).tolist()
@@ -99,19 +113,10 @@ class BundledUSEEmbedder(Embedder):
             tokenizer = _fast_tokenizer()
             if tokenizer is not None and hasattr(self._model, "_sp"):
                 self._model._sp = tokenizer
-        # numpy's BLAS is not safe to drive from two threads through one model
-        # object with its thread-limit context; serialise encode calls.
         self._lock = threading.Lock()
 
-    def warm_up(self) -> None:
-        """Load the weights now (about a second) instead of on the first question."""
-        self.encode(["预热"])
-
-    def encode(self, texts: list[str]) -> np.ndarray:
-        if not texts:
-            return np.zeros((0, self.dimension), dtype=np.float32)
-        with self._lock:
-            return _normalise(self._model.encode(list(texts)))
+    def _encode_batch(self, texts: list[str]) -> np.ndarray:
+        return self._model.encode(texts)
 
 
 def _quiet_model_loading() -> None:
@@ -156,21 +161,9 @@ class SentenceTransformerEmbedder(Embedder):
         self._batch_size = batch_size
         self._lock = threading.Lock()
 
-    def warm_up(self) -> None:
-        self.encode(["warm up"])
-
-    def encode(self, texts: list[str]) -> np.ndarray:
-        if not texts:
-            return np.zeros((0, self.dimension), dtype=np.float32)
-        with self._lock:
-            vectors = self._model.encode(
-                list(texts),
-                batch_size=self._batch_size,
-                normalize_embeddings=True,
-                convert_to_numpy=True,
-                show_progress_bar=False,
-            )
-        return _normalise(vectors)
+    def _encode_batch(self, texts: list[str]) -> np.ndarray:
+        return self._model.encode(texts, batch_size=self._batch_size, normalize_embeddings=True,
+                                  convert_to_numpy=True, show_progress_bar=False)
 
 
 def create_embedder(model: str) -> Embedder:
