@@ -19,7 +19,7 @@ from bot.reply import Reply, Source
 from bot.retrieval import Hit, RetrievalResult, Retriever
 from bot.safety import Assessment, assess, is_domain
 from bot.settings import Settings
-from bot.textnorm import clean_user_text, has_problem_word, normalise_query
+from bot.textnorm import STAGE_TAGS, clean_user_text, has_problem_word, normalise_query
 
 log = logging.getLogger(__name__)
 
@@ -156,9 +156,16 @@ class AnswerEngine:
             text = texts.DECLINE_NOT_IN_KNOWLEDGE if domain else texts.DECLINE_OUT_OF_SCOPE
             return self.decline(text, started, assessment, result)
         if prefer_tag and prefer_tag not in result.top.unit.tags:
+            top = result.top
             tagged = next((h for h in result.hits[1:5] if prefer_tag in h.unit.tags
-                           and h.unit.topic == result.top.unit.topic
+                           and h.unit.topic == top.unit.topic
                            and h.dense >= self.settings.relevance_threshold), None)
+            if tagged is None and any(t in top.unit.tags for t in STAGE_TAGS):
+                # The match is a stage entry, but for another stage than the one the
+                # person is in: take that stage's entry, standing in at the same strength.
+                unit = next((u for u in self.retriever.units.values()
+                             if u.topic == top.unit.topic and prefer_tag in u.tags), None)
+                tagged = Hit(unit=unit, score=top.score, dense=top.dense) if unit else None
             if tagged is not None:
                 result.promote(tagged)
         if avoid and result.top.unit.id == avoid:

@@ -186,8 +186,9 @@ class DialogueEngine:
 
         focus, overdue = problem_focus(normalised), parse_overdue(normalised)
         query = self._standalone_query(normalised, focus, overdue, slots)
-        # "花呗逾期十天了(会怎么样)": the entry for that stage, when the match is about stages at all.
-        prefer = stage_tag(overdue[1]) if overdue and focus is None else None
+        # "花呗逾期十天了(会怎么样)": the entry for that stage, when the match is about stages at all
+        # (the preference only ever swaps one stage entry for another).
+        prefer = stage_tag(overdue[1]) if overdue else None
         outcome = answers.respond(message, query=query, slots=slots, started=started, prefer_tag=prefer)
         if (topic_unit is not None and outcome.reply.kind in ("decline", "clarify")
                 and not (outcome.assessment.out_of_scope or outcome.assessment.empty
