@@ -16,18 +16,13 @@ from dataclasses import dataclass, field
 
 from bot import texts
 from bot.reply import Reply, Source
-from bot.retrieval import Hit, RetrievalResult, Retriever
-from bot.safety import Assessment, assess, is_domain
+from bot.retrieval import Hit, RetrievalResult, Retriever, Unit
+from bot.safety import THANKS, WHO_ARE_YOU, Assessment, assess
 from bot.settings import Settings
-from bot.textnorm import STAGE_TAGS, clean_user_text, has_problem_word, normalise_query
+from bot.textnorm import STAGE_TAGS, clean_user_text, has_domain_word, has_problem_word, normalise_query
 
 log = logging.getLogger(__name__)
 
-EVASION_ENTRY = "evasion-consequences"
-CRISIS_TOPIC = "心理支持"
-CRISIS_LINES = ("12356", "800-810-1117")
-SUPPORT_QUERY = "逾期了很焦虑 压力很大 想找人聊聊"
-DISCLAIMER_TOPICS = {"利息费用", "法律诉讼"}
 PRODUCT_USAGE = re.compile(r"继续用|还能用|能不能(继续)?用(吗|了)?\s*$|能用吗|开通|额度|提额|提前还|还款日|账单日|"
                            r"怎么查|在哪查|查询征信|注销花呗|解冻|冻结")
 # A match this close to an entry's own wording is trusted without further checks.
@@ -43,18 +38,21 @@ class Slots:
     product: str | None = None  # 花呗 | 借呗 | 网商贷 | 信用卡 | 网贷
     overdue: str | None = None  # e.g. "一个月", "3天"
     abusive: bool = False
+    # Who is speaking: None (the borrower), "relative" (a relative or contact of the
+    # borrower) or "identity_theft" (someone whose identity was used to borrow).
+    speaker: str | None = None
     # Which slot values an answer has already acknowledged, so "你提到…" is said once.
     acknowledged: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict:
         return {"product": self.product, "overdue": self.overdue, "abusive": self.abusive,
-                "acknowledged": list(self.acknowledged)}
+                "speaker": self.speaker, "acknowledged": list(self.acknowledged)}
 
     @classmethod
     def from_dict(cls, data: dict | None) -> "Slots":
         data = data or {}
         return cls(product=data.get("product"), overdue=data.get("overdue"), abusive=bool(data.get("abusive")),
-                   acknowledged=list(data.get("acknowledged") or []))
+                   speaker=data.get("speaker"), acknowledged=list(data.get("acknowledged") or []))
 
 
 @dataclass
@@ -63,6 +61,7 @@ class Outcome:
     topic: str | None = None  # the unit id the reply was about, for follow-up questions
     retrieval: RetrievalResult | None = None
     assessment: Assessment = field(default_factory=Assessment)
+    routed: bool = False  # a fixed preface and a routed entry: never rewritten by a language model
 
 
 class AnswerEngine:
@@ -89,22 +88,46 @@ class AnswerEngine:
             return True
         # A weaker dense match is still trusted when the keyword leg agrees strongly
         # on the same entry (exact terms such as 95188 or 征信 matter).
-        return top.dense >= threshold - 0.1 and (top.lexical_rank == 1 or is_domain(result.normalised))
+        return top.dense >= threshold - 0.1 and (top.lexical_rank == 1 or has_domain_word(result.normalised))
 
     # --- replies --------------------------------------------------------------------
-    def crisis(self, started: float) -> Outcome:
-        sources = []
-        for unit in self.retriever.units.values():
-            if unit.topic == CRISIS_TOPIC and all(n in unit.body for n in CRISIS_LINES):
-                sources.append(Source(unit.id, unit.display_title, 1.0, "；".join(unit.sources)))
-                break
-        reply = Reply(texts.CRISIS, "crisis", sources, list(texts.CRISIS_SUGGESTIONS), _ms(started))
-        return Outcome(reply, assessment=Assessment(crisis=True))
+    @property
+    def lexicon(self):
+        return self.retriever.lexicon
+
+    def routed(self, name: str) -> Unit | None:
+        """The knowledge entry the lexicon routes `name` to (None if the store lacks it)."""
+        entry = self.lexicon.route(name)
+        return self.retriever.units.get(entry) if entry else None
+
+    def assess(self, normalised: str) -> Assessment:
+        return assess(normalised, self.retriever.judge, self.retriever.embedder.query_vector,
+                      self.lexicon.overrides)
+
+    def crisis(self, started: float, assessment: Assessment | None = None, message: str = "") -> Outcome:
+        """Crisis lines first. When only the cost-aware calibration made this a crisis (the
+        model alone heard something else), the lines come as a gentle question, and the
+        message's practical question, if the knowledge answers it well, is answered after."""
+        assessment = assessment or Assessment(label="crisis")
+        unit = self.routed("crisis")
+        sources = [_source(unit, 1.0)] if unit else []
+        text = texts.CRISIS
+        if not assessment.certain and message:
+            text = texts.CRISIS_CHECK_IN
+            result = self.retriever.search(message, k=3)
+            crisis_topic = self.lexicon.topic("crisis")
+            top = result.top
+            if top is not None and top.unit.topic != crisis_topic and top.unit.source_type == "faq" \
+                    and self.is_confident(result):
+                text += "\n\n" + texts.CRISIS_THEN_ANSWER.format(title=top.unit.title, answer=top.unit.body.strip())
+                sources.append(_source(top.unit, top.dense))
+        reply = Reply(text, "crisis", sources, list(texts.CRISIS_SUGGESTIONS), _ms(started))
+        return Outcome(reply, assessment=assessment)
 
     def clarify(self, text: str, started: float, options: list[str] | None = None,
                 assessment: Assessment | None = None) -> Outcome:
         reply = Reply(text, "clarify", [], list(options or texts.CLARIFY_OPTIONS), _ms(started))
-        return Outcome(reply, assessment=assessment or Assessment(vague=True))
+        return Outcome(reply, assessment=assessment or Assessment(label="vague"))
 
     def decline(self, text: str, started: float, assessment: Assessment,
                 result: RetrievalResult | None = None) -> Outcome:
@@ -125,34 +148,60 @@ class AnswerEngine:
         if len(message) > self.settings.max_message_chars:
             return self.clarify(texts.CLARIFY_TOO_LONG.format(chars=len(message)), started)
         normalised = normalise_query(message)
-        assessment = assess(normalised)
+        assessment = self.assess(normalised)
         if assessment.crisis:
-            return self.crisis(started)
+            return self.crisis(started, assessment, message)
         if assessment.empty:
             return self.clarify(texts.CLARIFY_EMPTY, started, assessment=assessment)
-        if assessment.out_of_scope:
+        # In context (an answer to the bot's own question, an elliptical follow-up) a bare
+        # "两天" or "那怎么办" is about the conversation's topic, whatever it sounds like alone.
+        if assessment.out_of_scope and not in_context:
             return self.decline(texts.DECLINE_OUT_OF_SCOPE, started, assessment)
+        if assessment.label == "smalltalk" and not in_context:
+            return self.small_talk(normalised, started, assessment)
         if assessment.vague and not in_context:
             text = texts.CLARIFY_GREETING if assessment.greeting else texts.CLARIFY_GENERAL
             return self.clarify(text, started, assessment=assessment)
 
+        slots = slots if slots is not None else Slots()
+        if assessment.speaker:
+            slots.speaker = assessment.speaker  # remembered for the rest of the conversation
         result = self.retriever.search(query or message, k=5)
         if assessment.evasion:
-            return self._evasion(result, started, assessment)
+            return self._routed_answer("evasion", texts.EVASION_PREFACE, result, started, assessment)
+        if assessment.label == "threat":
+            return self._routed_answer("threat", texts.THREAT_PREFACE, result, started, assessment)
+        if assessment.speaker == "identity_theft":
+            return self._routed_answer("identity_theft", texts.IDENTITY_THEFT_PREFACE, result, started, assessment)
+        if slots.speaker:
+            # Someone asking for a relative, or whose identity was used, is better served
+            # by the entries written for them when one of those is a good match too.
+            preferred = set(self.lexicon.speaker_entries(slots.speaker))
+            fitting = next((h for h in result.hits if h.unit.id in preferred
+                            and h.dense >= self.settings.relevance_threshold), None)
+            if fitting is not None:
+                result.promote(fitting)
+        if assessment.label in ("victim", "relative"):
+            # Never the evasion entry for someone wronged or asking for someone else; when
+            # nothing fits well, the entry the lexicon routes them to (complaints / contacts).
+            evasion_entry = self.lexicon.route("evasion")
+            result.hits = [h for h in result.hits if h.unit.id != evasion_entry]
+            if not self.is_confident(result):
+                route = "relative" if assessment.label == "relative" else "complaint"
+                return self._routed_answer(route, "", result, started, assessment)
         if assessment.distress:
             # Distress is always in scope and comes first: the support entry (with its
             # helplines); the practical match, if good, follows in one line.
-            practical = next((h for h in result.hits if h.unit.topic != CRISIS_TOPIC and h.unit.source_type == "faq"
+            crisis_topic = self.lexicon.topic("crisis")
+            practical = next((h for h in result.hits if h.unit.topic != crisis_topic and h.unit.source_type == "faq"
                               and h.dense >= self.settings.relevance_threshold), None)
-            support = next((h for h in result.hits if h.unit.topic == CRISIS_TOPIC), None)
-            if support is None:
-                found = self.retriever.search(SUPPORT_QUERY, k=3)
-                support = found.top if found.top is not None and found.top.unit.topic == CRISIS_TOPIC else None
+            support = self.routed("support")
             if support is not None:
-                result.promote(support)
-                return self._compose(result, slots or Slots(), started, assessment, runner_up=practical)
+                result.promote(next((h for h in result.hits if h.unit.id == support.id), None)
+                               or Hit(unit=support, score=1.0, dense=1.0))
+                return self._compose(result, slots, started, assessment, runner_up=practical)
         if not self.is_confident(result):
-            domain = is_domain(result.normalised)  # what retrieval searched, already normalised
+            domain = has_domain_word(result.normalised) or assessment.label in ("product", "domain")
             text = texts.DECLINE_NOT_IN_KNOWLEDGE if domain else texts.DECLINE_OUT_OF_SCOPE
             return self.decline(text, started, assessment, result)
         if prefer_tag and prefer_tag not in result.top.unit.tags:
@@ -175,16 +224,31 @@ class AnswerEngine:
                                 and h.dense >= self.settings.relevance_threshold + 0.1), None)
             if alternative is not None:
                 result.promote(alternative)
-        return self._compose(result, slots or Slots(), started, assessment)
+        return self._compose(result, slots, started, assessment)
 
-    def _evasion(self, result: RetrievalResult, started: float, assessment: Assessment) -> Outcome:
-        unit = self.retriever.units.get(EVASION_ENTRY)
-        if unit is None:  # the entry was removed from the knowledge base: still no tactics
-            return self.decline(texts.EVASION_PREFACE.strip(), started, assessment, result)
-        hit = Hit(unit=unit, score=1.0, dense=1.0)
-        others = [h for h in result.hits if h.unit.id != unit.id]
-        body = texts.EVASION_PREFACE + unit.body
-        return self._reply_for(hit, body, others, started, assessment, result)
+    def small_talk(self, normalised: str, started: float, assessment: Assessment) -> Outcome:
+        text = normalised.strip()
+        if THANKS.match(text):
+            reply = Reply(texts.THANKS, "notice", [], [], _ms(started))
+        elif WHO_ARE_YOU.match(text):
+            reply = Reply(texts.WHO_AM_I, "notice", [], list(texts.COMMAND_HINT_OPTIONS), _ms(started))
+        elif assessment.greeting:
+            return self.clarify(texts.CLARIFY_GREETING, started, assessment=assessment)
+        else:  # "好的", "哈哈", "你真好": a friendly word back, and how to go on
+            reply = Reply(texts.ACKNOWLEDGE, "notice", [], list(texts.COMMAND_HINT_OPTIONS), _ms(started))
+        return Outcome(reply, assessment=assessment)
+
+    def _routed_answer(self, route: str, preface: str, result: RetrievalResult, started: float,
+                       assessment: Assessment) -> Outcome:
+        """The entry the lexicon routes this judgement to, after a fixed first line."""
+        unit = self.routed(route)
+        if unit is None:  # the entry was removed from the knowledge base: the preface alone
+            return self.decline((preface or texts.DECLINE_NOT_IN_KNOWLEDGE).strip(), started, assessment, result)
+        hit = next((h for h in result.hits if h.unit.id == unit.id), None) or Hit(unit=unit, score=1.0, dense=1.0)
+        others = [h for h in result.hits if h.unit.id != unit.id and h.unit.id != self.lexicon.route("evasion")]
+        outcome = self._reply_for(hit, preface + unit.body, others, started, assessment, result)
+        outcome.routed = True
+        return outcome
 
     def _compose(self, result: RetrievalResult, slots: Slots, started: float,
                  assessment: Assessment, runner_up: Hit | None = None) -> Outcome:
@@ -204,7 +268,7 @@ class AnswerEngine:
             # line what the second adds, so a near miss still reaches the person.
             body = f"{body}\n\n" + texts.ALSO_RELEVANT.format(title=runner_up.unit.title,
                                                                first_line=first_line(runner_up.unit.body))
-        if unit.topic in DISCLAIMER_TOPICS and "不构成法律意见" not in body:
+        if unit.topic in self.lexicon.topics_of("disclaimer") and "不构成法律意见" not in body:
             body = f"{body}\n\n{texts.ANSWER_DISCLAIMER}"
         others = [h for h in result.hits[1:] if h is not runner_up]
         return self._reply_for(top, body, others, started, assessment, result,
@@ -217,7 +281,7 @@ class AnswerEngine:
             return None
         top, second = result.hits[0], result.hits[1]
         both_legs_agree = (second.dense_rank or 99) <= 2 and (second.lexical_rank or 99) <= 2
-        if (second.unit.source_type == "faq" and second.unit.topic != CRISIS_TOPIC and both_legs_agree
+        if (second.unit.source_type == "faq" and second.unit.topic != self.lexicon.topic("crisis") and both_legs_agree
                 and second.score >= RUNNER_UP_SCORE_RATIO * top.score
                 and second.dense >= max(self.settings.relevance_threshold + 0.15, top.dense - 0.05)):
             return second
@@ -225,8 +289,7 @@ class AnswerEngine:
 
     def _reply_for(self, hit: Hit, body: str, others: list[Hit], started: float,
                    assessment: Assessment, result: RetrievalResult, also: list[Hit] = ()) -> Outcome:
-        sources = [Source(h.unit.id, h.unit.display_title, round(h.dense, 4), "；".join(h.unit.sources))
-                   for h in [hit, *also]]
+        sources = [_source(h.unit, h.dense) for h in [hit, *also]]
         reply = Reply(body.strip(), "answer", sources, self.suggestions(hit, others), _ms(started))
         return Outcome(reply, topic=hit.unit.id, retrieval=result, assessment=assessment)
 
@@ -235,7 +298,7 @@ class AnswerEngine:
         """With a language model configured, a composed answer is rewritten by it, grounded
         and checked, with `outcome` as the fallback (bot/llm.py). Crisis, decline, clarify
         and evasion replies are returned as they are: they never reach the model."""
-        if self.generator is None or outcome.reply.kind != "answer" or outcome.assessment.evasion:
+        if self.generator is None or outcome.reply.kind != "answer" or outcome.routed:
             return outcome
         unit = self.retriever.units.get(previous_topic) if previous_topic else None
         return self.generator.generate(clean_user_text(message), outcome, slots=slots,
@@ -261,12 +324,18 @@ class AnswerEngine:
 def slot_prefix(slots: Slots, topic: str) -> tuple[str, str]:
     """One sentence that shows the answer took the user's situation into account,
     and the key under which it counts as said."""
+    if slots.speaker == "relative":
+        return texts.SLOT_PREFIX_RELATIVE, "speaker:relative"
     if slots.abusive and topic in ("催收边界", "投诉维权"):
         return texts.SLOT_PREFIX_ABUSIVE, "abusive"
     if slots.overdue and topic in ("催收流程", "征信影响", "利息费用", "还款协商"):
         text = texts.SLOT_PREFIX_OVERDUE.format(product=slots.product or "", duration=slots.overdue)
         return text, f"overdue:{slots.product}:{slots.overdue}"
     return "", ""
+
+
+def _source(unit: Unit, score: float) -> Source:
+    return Source(unit.id, unit.display_title, round(score, 4), "；".join(unit.sources))
 
 
 def first_line(text: str) -> str:

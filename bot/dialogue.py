@@ -21,7 +21,7 @@ from bot.answer import AnswerEngine, Outcome, Slots
 from bot.embeddings import get_embedder
 from bot.reply import Reply
 from bot.retrieval import Retriever
-from bot.safety import THANKS, WHO_ARE_YOU, is_vague
+from bot.safety import is_vague
 from bot.sessions import SessionStore, open_session_store
 from bot.settings import Settings, get_settings, prepare_runtime_environment
 from bot.textnorm import OVERDUE_DURATION, clean_user_text, has_problem_word, normalise_query, parse_overdue, stage_tag, stage_words
@@ -49,7 +49,6 @@ STAGE_OPTIONS = ["刚逾期几天", "逾期一个月左右", "逾期三个月以
 STAGE_QUESTION = "逾期多久了？不同阶段的催收方式不太一样，我按你的情况说。"
 GENERIC_OVERDUE_QUESTION = re.compile(
     r"(逾期|没还|晚还|还不上)了?(以后|之后|后)?.{0,4}(会怎么样|会怎样|怎么样|会怎么催收|怎么催收|会被怎么催|有什么后果|后果是什么|会发生什么)")
-COMMAND_HINT_OPTIONS = ["逾期一个月会怎么催收", "怎么和平台协商还款", "催收骚扰去哪里投诉"]
 
 
 def product_in(text: str) -> str | None:
@@ -133,13 +132,9 @@ class DialogueEngine:
             return _timed(self.forget(conversation_id), started)
         if command:
             # /start, /help and anything unknown: what the bot is for, and how to ask.
-            return _timed(Reply(texts.COMMAND_HELP, "notice", [], list(COMMAND_HINT_OPTIONS)), started)
+            return _timed(Reply(texts.COMMAND_HELP, "notice", [], list(texts.COMMAND_HINT_OPTIONS)), started)
         # An over-long paste is answered without being normalised (see _turn).
         normalised = normalise_query(message) if len(message) <= self.answers.settings.max_message_chars else ""
-        if THANKS.match(normalised.strip()):
-            return _timed(Reply(texts.THANKS, "notice"), started)
-        if WHO_ARE_YOU.match(normalised.strip()):
-            return _timed(Reply(texts.WHO_AM_I, "notice", [], list(COMMAND_HINT_OPTIONS)), started)
 
         # Two messages of one conversation handled at once (a thread pool) must not
         # both load the old state and lose one update: one turn at a time per conversation.
@@ -201,6 +196,12 @@ class DialogueEngine:
         if outcome.reply.kind == "answer" and self._needs_stage(normalised, state):
             state.pending = "overdue"
             return answers.clarify(STAGE_QUESTION, started, STAGE_OPTIONS)
+        if (outcome.reply.kind == "clarify" and outcome.assessment.label == "vague" and not slots.overdue
+                and (product_in(normalised) or "逾期" in normalised)):
+            # "借呗逾期了": what happens next depends on how long; ask that, and read the
+            # bare answer ("差不多三个月了") as the answer to it.
+            state.pending = "overdue"
+            return answers.clarify(STAGE_QUESTION, started, STAGE_OPTIONS, assessment=outcome.assessment)
         return outcome
 
     @staticmethod

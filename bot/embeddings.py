@@ -23,6 +23,9 @@ class EmbeddingModelError(ConfigurationError):
     """The configured embedding model cannot be loaded."""
 
 
+QUERY_CACHE_SIZE = 256
+
+
 class Embedder(Embeddings):
     """A langchain `Embeddings` that also exposes its name, dimension and a numpy API.
 
@@ -53,7 +56,20 @@ class Embedder(Embeddings):
         return self.encode(list(texts)).tolist()
 
     def embed_query(self, text: str) -> list[float]:
-        return self.encode([text])[0].tolist()
+        return self.query_vector(text).tolist()
+
+    def query_vector(self, text: str) -> np.ndarray:
+        """One message's vector; the judgement and the dense leg ask for the same
+        message in one turn, so recent ones are kept."""
+        cache = self.__dict__.setdefault("_query_cache", {})
+        vector = cache.get(text)
+        if vector is None:
+            vector = self.encode([text])[0]
+            vector.setflags(write=False)
+            if len(cache) >= QUERY_CACHE_SIZE:
+                cache.pop(next(iter(cache), None), None)  # the oldest: dicts keep insertion order
+            cache[text] = vector
+        return vector
 
 
 def _normalise(vectors: np.ndarray) -> np.ndarray:

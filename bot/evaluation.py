@@ -20,7 +20,9 @@ from pathlib import Path
 
 import yaml
 
+from bot.eval_judgement import judgement_block
 from bot.settings import Settings, get_settings
+from bot.splits import is_held_out
 
 DEFAULT_SET = Path("knowledge/eval/questions.yaml")
 KS = (1, 3, 5)
@@ -130,6 +132,19 @@ def evaluate(settings: Settings, set_path: Path, embedding_model: str | None = N
             "hybrid": retrieval_metrics(retriever, items, "hybrid"),
             "answers": answer_checks(engine, items),
         }
+        # The same figures on each side of the fixed split (bot/splits.py): held-out is
+        # what users will see; tuning is what rules and data may be changed from.
+        report["splits"] = {}
+        for side in ("tuning", "held_out"):
+            part = [it for it in items if is_held_out(it.q) == (side == "held_out")]
+            hybrid = retrieval_metrics(retriever, part, "hybrid")
+            answers = answer_checks(engine, part)
+            report["splits"][side] = {"questions": len(part), "hybrid_recall@3": hybrid["recall@3"],
+                                      "hybrid_recall@1": hybrid["recall@1"], "answers_all_ok": answers["all_ok"],
+                                      "kind_accuracy": answers["kind_accuracy"]}
+        judgement_folder = Path(settings.knowledge_dir) / "judgement"
+        if judgement_folder.is_dir():
+            report["judgement"] = judgement_block(engine.answers, judgement_folder)
         if embedding_model:
             report["temporary_store_ingest_s"] = round(ingest_s, 2)
         report["targets"] = {"hybrid_recall@3": TARGET_HYBRID_RECALL_AT_3,
@@ -149,6 +164,20 @@ def format_report(report: dict) -> str:
     a = report["answers"]
     lines += ["", f"answers: {a['total']} messages; kind right {a['kind_ok']}, right source cited {a['source_ok']}, "
               f"facts present {a['facts_ok']}; all checks {a['all_ok']:.1%}; by kind {a['by_kind']}"]
+    for side, figures in report.get("splits", {}).items():
+        lines.append(f"{side}: {figures['questions']} questions, hybrid recall@3 {figures['hybrid_recall@3']:.3f}, "
+                     f"all answer checks {figures['answers_all_ok']:.1%}")
+    if "judgement" in report:
+        j = report["judgement"]
+        h = j["held_out"]
+        lines += ["", f"judgement (held-out, {h['messages']} messages): accuracy {h['accuracy']:.3f}, "
+                  f"crisis recall {h['crisis_recall']:.3f} ({h['crisis_missed']} missed), "
+                  f"victims answered as evaders {h['victim_as_evasion']}; tuning accuracy {j['tuning']['accuracy']:.3f}; "
+                  f"goals {'met' if j['targets']['met'] else 'NOT met'} "
+                  f"(accuracy >= {j['targets']['accuracy']}, crisis recall >= {j['targets']['crisis_recall']}, "
+                  f"victim_as_evasion <= {j['targets']['victim_as_evasion']})"]
+        lines.append("per label (held-out precision/recall): " + ", ".join(
+            f"{k} {v['precision']}/{v['recall']}" for k, v in h["per_label"].items()))
     target = report["targets"]
     lines.append(f"target hybrid recall@3 >= {target['hybrid_recall@3']}: {'met' if target['met'] else 'MISSED'}")
     misses = report["hybrid"]["misses_at_3"]

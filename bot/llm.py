@@ -42,10 +42,11 @@ from langchain_core.output_parsers import StrOutputParser
 from langchain_core.prompts import ChatPromptTemplate
 
 from bot import texts
-from bot.answer import DISCLAIMER_TOPICS, Outcome, Slots
+from bot.answer import Outcome, Slots
 from bot.reply import Reply, Source
 from bot.retrieval import Hit
 from bot.settings import ConfigurationError, Settings
+from bot.textnorm import chinese_number
 
 log = logging.getLogger(__name__)
 
@@ -200,39 +201,6 @@ _CN_AMOUNT = re.compile(r"(?<![\d.零〇一二两三四五六七八九十百千�
 _PHONE = re.compile(r"(?<![\d.])\d+(?:-\d+)*(?![\d.])")
 _UNIT_ALIASES = {"％": "%", "块钱": "元", "块": "元", "个月": "月", "星期": "周", "日": "天"}
 _UNIT_SCALES = {"万元": 10_000, "万": 10_000, "亿元": 100_000_000, "亿": 100_000_000}  # -> 元
-_CN_DIGITS = {"零": 0, "〇": 0, "一": 1, "二": 2, "两": 2, "三": 3, "四": 4, "五": 5, "六": 6, "七": 7, "八": 8, "九": 9}
-_CN_SCALES = {"十": 10, "百": 100, "千": 1000, "万": 10000}
-
-
-def cn_number(text: str) -> float | None:
-    """二十四 -> 24, 一百零五 -> 105, 十五 -> 15, 二点五 -> 2.5; None if it is not a plain numeral."""
-    if "点" in text:
-        whole, _, frac = text.partition("点")
-        w = cn_number(whole)
-        if w is None or not frac or any(c not in _CN_DIGITS for c in frac):
-            return None
-        return float(f"{int(w)}.{''.join(str(_CN_DIGITS[c]) for c in frac)}")
-    if not text or text[0] in "百千万":
-        return None
-    total, section, digit = 0, 0, None
-    for char in text:
-        if char in _CN_DIGITS:
-            if digit:  # 两三, 五六: a range, not a number
-                return None
-            digit = _CN_DIGITS[char]
-        elif char in _CN_SCALES:
-            scale = _CN_SCALES[char]
-            if scale == 10000:
-                total += (section + (digit or 0)) * scale
-                section = 0
-            else:
-                section += (1 if digit is None else digit) * scale
-            digit = None
-        else:
-            return None
-    return float(total + section + (digit or 0))
-
-
 def _amount(number: float, unit: str) -> tuple[str, str]:
     unit = _UNIT_ALIASES.get(unit, unit)
     if unit in _UNIT_SCALES:
@@ -251,7 +219,7 @@ def _amounts(text: str, *, answer: bool) -> set[tuple[str, str]]:
     for match in _TIME.finditer(text):
         found.add(_amount(float(match.group(1)), "点"))
     for match in _PERCENT_WORDS.finditer(text):
-        number = cn_number(match.group(2))
+        number = chinese_number(match.group(2))
         if number is not None:
             found.add(_amount(number, match.group(1)))
     for match in _CN_AMOUNT.finditer(text):
@@ -259,7 +227,7 @@ def _amounts(text: str, *, answer: bool) -> set[tuple[str, str]]:
         # "一天", "一年", "一个月" are as often idiom as fact; checked only in Arabic digits.
         if answer and numeral == "一":
             continue
-        number = cn_number(numeral)
+        number = chinese_number(numeral)
         if number is not None:
             found.add(_amount(number, unit))
     return found
@@ -483,8 +451,9 @@ class LLMGenerator:
             unit = hit.unit
             sources.append(Source(unit.id, unit.display_title, round(hit.dense, 4), "；".join(unit.sources)))
         text = checked.text
-        top = hits[0].unit
-        if top.topic in DISCLAIMER_TOPICS and texts.ANSWER_DISCLAIMER not in text:
+        # The composed answer carries the disclaimer where its topic needs one (the lexicon's
+        # disclaimer topics); the model's answer keeps it.
+        if texts.ANSWER_DISCLAIMER in fallback.reply.text and texts.ANSWER_DISCLAIMER not in text:
             text = f"{text}\n\n{texts.ANSWER_DISCLAIMER}"
         latency = fallback.reply.latency_ms + (time.perf_counter() - started) * 1000.0
         reply = Reply(text, "answer", sources, list(fallback.reply.suggestions), latency)

@@ -17,6 +17,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from bot.embeddings import Embedder, get_embedder
+from bot.judgement import Judge
+from bot.lexicon import Lexicon
 from bot.settings import Settings
 from bot.store import KnowledgeStore, Manifest, check_embedding_model
 from bot.textnorm import init_tokenizer, keyword_expansion, lexical_tokens, normalise_query
@@ -58,6 +60,10 @@ class Hit:
     dense_rank: int | None = None
     lexical_rank: int | None = None
     best_chunk: str = ""  # the body of the chunk that matched best (article sections)
+    # Best cosine similarity to one of the entry's own paraphrased questions (or its
+    # title): a question asked the way the entry's questions are asked is the strongest
+    # sign the entry answers it; similarity to the answer text alone is weaker.
+    question_dense: float = 0.0
 
 
 @dataclass
@@ -100,10 +106,13 @@ def question_focus(normalised: str) -> list[str]:
 class _Index:
     """One store version, loaded: the langchain vector store, the units and the BM25 index."""
 
-    def __init__(self, manifest: Manifest, vector_store, collection) -> None:
+    def __init__(self, manifest: Manifest, vector_store, collection, lexicon: Lexicon,
+                 judge: Judge | None) -> None:
         from rank_bm25 import BM25Okapi
 
         self.manifest = manifest
+        self.lexicon = lexicon
+        self.judge = judge
         self.vector_store = vector_store
         got = collection.get(include=["documents", "metadatas"])
         self.chunk_ids: list[str] = list(got["ids"])
@@ -178,7 +187,14 @@ class Retriever:
                 return self._index
             check_embedding_model(manifest, self.embedder.name, self.embedder.dimension)
             collection = self.store.open_collection(manifest)
-            index = _Index(manifest, self.store.vector_store(manifest, self.embedder), collection)
+            lexicon_text = self.store.read_blob(manifest, "lexicon")
+            lexicon = Lexicon.from_yaml(lexicon_text.decode("utf-8")) if lexicon_text else Lexicon()
+            judge_bytes = self.store.read_blob(manifest, "judgement")
+            judge = Judge.from_bytes(judge_bytes, lexicon.overrides) if judge_bytes else None
+            if judge is None:
+                log.warning("knowledge version=%s has no judgement model: only the lexicon's overrides "
+                            "judge messages (add knowledge/judgement/ and re-run ingest)", manifest.version)
+            index = _Index(manifest, self.store.vector_store(manifest, self.embedder), collection, lexicon, judge)
             log.info("knowledge version=%s chunks=%d units=%d loaded", manifest.version,
                      len(index.chunk_ids), len(index.units))
             self._index, self._token = index, token
@@ -192,17 +208,29 @@ class Retriever:
     def units(self) -> dict[str, Unit]:
         return self._current_index().units
 
+    @property
+    def lexicon(self) -> Lexicon:
+        return self._current_index().lexicon
+
+    @property
+    def judge(self) -> Judge | None:
+        return self._current_index().judge
+
     # --- legs -----------------------------------------------------------------------
-    def dense(self, index: _Index, normalised: str) -> list[tuple[str, float, str]]:
-        """(unit id, cosine similarity, chunk body) per unit, best first."""
-        vector = self.embedder.embed_query(normalised)
+    def dense(self, index: _Index, normalised: str) -> list[tuple[str, float, str, float]]:
+        """(unit id, cosine similarity, chunk body, best question similarity) per unit, best first."""
+        vector = self.embedder.query_vector(normalised).tolist()
         pairs = index.vector_store.similarity_search_by_vector_with_relevance_scores(
             vector, k=min(DENSE_CANDIDATES, len(index.chunk_ids)))
         per_unit: dict[str, list[tuple[float, str]]] = {}
+        question_best: dict[str, float] = {}
         for doc, distance in pairs:
             meta = doc.metadata
             similarity = 1.0 - float(distance)  # cosine space: distance = 1 - cosine
-            per_unit.setdefault(meta["unit_id"], []).append((similarity, meta.get("body") or doc.page_content))
+            uid = meta["unit_id"]
+            per_unit.setdefault(uid, []).append((similarity, meta.get("body") or doc.page_content))
+            if meta.get("field") == "question":
+                question_best[uid] = max(question_best.get(uid, 0.0), similarity)
         ranked = []
         for uid, matches in per_unit.items():
             matches.sort(key=lambda m: -m[0])
@@ -211,7 +239,7 @@ class Retriever:
             second = matches[1][0] if len(matches) > 1 else 0.0
             ranked.append((uid, matches[0][0], matches[0][1], matches[0][0] + SECOND_CHUNK_WEIGHT * second))
         ranked.sort(key=lambda x: -x[3])
-        return [(uid, sim, body) for uid, sim, body, _ in ranked]
+        return [(uid, sim, body, question_best.get(uid, 0.0)) for uid, sim, body, _ in ranked]
 
     def lexical(self, index: _Index, normalised: str) -> list[tuple[str, float, str]]:
         tokens = list(lexical_tokens(normalised))
@@ -238,10 +266,11 @@ class Retriever:
         for q, weight in queries:
             dense = self.dense(index, q) if mode in ("hybrid", "dense") else []
             lexical = self.lexical(index, q) if mode in ("hybrid", "lexical") else []
-            for rank, (uid, score, body) in enumerate(dense, start=1):
+            for rank, (uid, score, body, question_score) in enumerate(dense, start=1):
                 hit = hits.setdefault(uid, Hit(unit=index.units[uid], score=0.0, best_chunk=body))
                 if score > hit.dense:
                     hit.dense, hit.best_chunk = score, body
+                hit.question_dense = max(hit.question_dense, question_score)
                 hit.dense_rank = min(rank, hit.dense_rank or rank)
                 hit.score += weight / (RRF_K + rank)
             for rank, (uid, score, body) in enumerate(lexical, start=1):

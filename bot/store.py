@@ -242,6 +242,49 @@ class KnowledgeStore:
             create_collection_if_not_exists=False,
         )
 
+    # --- blobs: files published with a version (the judgement model, the lexicon) ----
+    BLOB_CHUNK = 256 * 1024  # bytes per record on a server (documents are text: base64)
+
+    def _blob_collection(self, version: str, create: bool = False):
+        # Server: a collection beside the version's ("<name>_blobs__<version>" does not
+        # start with "<name>__", so it is never mistaken for a version of its own).
+        name = f"{self.base_name}_blobs__{version}"
+        client = self._server()
+        if create:
+            return client.get_or_create_collection(name, embedding_function=None)
+        return client.get_collection(name, embedding_function=None)
+
+    def write_blob(self, version: str, name: str, data: bytes) -> None:
+        """Store `data` under `name` in a version that is being written (before publish)."""
+        if not self.is_server:
+            path = self.root / "versions" / version / f"{name}.bin"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(data)
+            return
+        import base64
+
+        text = base64.b64encode(data).decode("ascii")
+        parts = [text[i:i + self.BLOB_CHUNK] for i in range(0, len(text), self.BLOB_CHUNK)] or [""]
+        col = self._blob_collection(version, create=True)
+        col.add(ids=[f"{name}#{i:05d}" for i in range(len(parts))], documents=parts,
+                embeddings=[[1.0]] * len(parts), metadatas=[{"blob": name}] * len(parts))
+
+    def read_blob(self, manifest: Manifest, name: str) -> bytes | None:
+        """A blob of the version `manifest` names, or None when that version has none."""
+        if not self.is_server:
+            path = self.root / "versions" / manifest.version / f"{name}.bin"
+            return path.read_bytes() if path.is_file() else None
+        import base64
+
+        try:
+            got = self._blob_collection(manifest.version).get(where={"blob": name}, include=["documents"])
+        except Exception:
+            return None
+        if not got["ids"]:
+            return None
+        parts = [doc for _, doc in sorted(zip(got["ids"], got["documents"]))]
+        return base64.b64decode("".join(parts))
+
     def list_versions(self) -> list[str]:
         if self.is_server:
             prefix = f"{self.base_name}__"
@@ -257,10 +300,11 @@ class KnowledgeStore:
 
     def drop_version(self, version: str) -> None:
         if self.is_server:
-            try:
-                self._server().delete_collection(self.collection_name(version))
-            except Exception:
-                pass
+            for name in (self.collection_name(version), f"{self.base_name}_blobs__{version}"):
+                try:
+                    self._server().delete_collection(name)
+                except Exception:
+                    pass
             return
         client = self._local_clients.pop(version, None)
         if client is not None:

@@ -66,7 +66,6 @@ SYNONYMS: list[tuple[re.Pattern, str]] = [
 
 # How long a debt is overdue, said the way people say it: "逾期三个月了", "拖了半年",
 # "晚了两天", "三天没还". A duration in another role ("要逾期180天才能延期") is not one.
-_CN_DIGITS = {"零": 0, "一": 1, "二": 2, "两": 2, "三": 3, "四": 4, "五": 5, "六": 6, "七": 7, "八": 8, "九": 9}
 _NUMBER = r"(\d+|[一二两三四五六七八九十半几]+)"
 _UNIT = r"(个多月|个月|多月|月|天|日|周|星期|年|多年)"
 OVERDUE_DURATION = re.compile(
@@ -75,21 +74,51 @@ OVERDUE_DURATION = re.compile(
 JUST_OVERDUE = re.compile(r"刚(刚)?(逾期|晚|过期|到期)|逾期(了)?(一两|两三|三四|几)天|(昨天|前天)(就)?(该|应该)还")
 
 
+_CN_DIGITS = {"零": 0, "〇": 0, "一": 1, "二": 2, "两": 2, "三": 3, "四": 4, "五": 5, "六": 6, "七": 7, "八": 8, "九": 9}
+_CN_SCALES = {"十": 10, "百": 100, "千": 1000, "万": 10000}
+
+
+def chinese_number(text: str) -> float | None:
+    """二十四 -> 24, 一百零五 -> 105, 十五 -> 15, 二点五 -> 2.5; None if it is not a plain numeral.
+    The one Chinese-numeral parser: durations here, amounts in the language-model check."""
+    if "点" in text:
+        whole, _, frac = text.partition("点")
+        w = chinese_number(whole)
+        if w is None or not frac or any(c not in _CN_DIGITS for c in frac):
+            return None
+        return float(f"{int(w)}.{''.join(str(_CN_DIGITS[c]) for c in frac)}")
+    if not text or text[0] in "百千万":
+        return None
+    total, section, digit = 0, 0, None
+    for char in text:
+        if char in _CN_DIGITS:
+            if digit:  # 两三, 五六: a range, not a number
+                return None
+            digit = _CN_DIGITS[char]
+        elif char in _CN_SCALES:
+            scale = _CN_SCALES[char]
+            if scale == 10000:
+                total += (section + (digit or 0)) * scale
+                section = 0
+            else:
+                section += (1 if digit is None else digit) * scale
+            digit = None
+        else:
+            return None
+    return float(total + section + (digit or 0))
+
+
+# Words for an amount of time that are not numerals: "半年", "几天", "几十天".
+_VAGUE_NUMBERS = {"半": 0.5, "几": 3.0, "几十": 30.0}
+
+
 def _to_number(text: str) -> float:
     if text.isdigit():
         return float(text)
-    if text == "半":
-        return 0.5
-    if text in ("几", "几十"):
-        return 3.0 if text == "几" else 30.0
-    total, current = 0, 0
-    for ch in text:
-        if ch == "十":
-            total += (current or 1) * 10
-            current = 0
-        elif ch in _CN_DIGITS:
-            current = _CN_DIGITS[ch]
-    return float(total + current) if (total or current) else 1.0
+    if text in _VAGUE_NUMBERS:
+        return _VAGUE_NUMBERS[text]
+    number = chinese_number(text)
+    return number if number is not None else 1.0
 
 
 _BARE_DURATION = re.compile(rf"{_NUMBER}{_UNIT}")

@@ -2,18 +2,31 @@
 the only phone numbers here are the crisis lines, which must be shown even if the
 store is unavailable, and a test checks each appears in the knowledge base."""
 
-CRISIS = (
-    "听到你这么说，我很担心你。你现在的安全，比任何一笔欠款都重要。\n\n"
-    "如果你有伤害自己的念头，请现在就联系能帮你的人：\n"
+CRISIS_LINES = (
     "- 全国心理援助热线：12356\n"
     "- 北京心理危机研究与干预中心：800-810-1117（免费）\n"
-    "- 如果你正处在危险中，请马上拨打 110。\n\n"
+    "- 如果你正处在危险中，请马上拨打 110。"
+)
+CRISIS = (
+    "听到你这么说，我很担心你。你现在的安全，比任何一笔欠款都重要。\n\n"
+    "如果你有伤害自己的念头，请现在就联系能帮你的人：\n" + CRISIS_LINES + "\n\n"
     "也可以告诉身边一个信任的人，请他现在陪着你。\n\n"
     "欠款的事是可以一步一步处理的，不必一个人扛。等你愿意的时候，我可以陪你看看怎么和平台协商还款。"
 )
+# When the message only might mean danger: ask, with the same lines, then go on.
+CRISIS_CHECK_IN = (
+    "我想先问问你：你现在安全吗？如果你有伤害自己的念头，请现在就联系能帮你的人：\n" + CRISIS_LINES + "\n\n"
+    "如果只是被这些事压得太累，这也很正常。欠款的事可以一步一步处理，你不用一个人扛。"
+)
+CRISIS_THEN_ANSWER = "关于你问的“{title}”：\n{answer}"
 CRISIS_SUGGESTIONS = ["逾期了很焦虑怎么办", "还不上钱怎么和平台协商"]
 
 EVASION_PREFACE = "躲避催收、不还款的办法我不能提供，这样做通常会让情况更糟。更稳妥的路是主动协商。\n\n"
+THREAT_PREFACE = (
+    "对方威胁要伤害你或你的家人，这已经不是正常催收。如果你觉得有现实的危险，请马上拨打 110 报警；"
+    "把通话录音、短信和聊天截图都保存好。被这样威胁一定很害怕，你不用一个人扛。\n\n"
+)
+IDENTITY_THEFT_PREFACE = "如果这笔借款不是你本人借的，先把情况留下记录，再按下面的步骤去核实和处理。\n\n"
 
 DECLINE_OUT_OF_SCOPE = (
     "这个问题不在我能帮忙的范围里，抱歉。\n\n"
@@ -21,10 +34,12 @@ DECLINE_OUT_OF_SCOPE = (
     "以及遇到催收骚扰怎么投诉。你可以直接问我这些。"
 )
 DECLINE_NOT_IN_KNOWLEDGE = (
-    "这个问题我的资料里没有可靠的答案，我不想给你不准确的信息。\n\n"
-    "我能帮你了解的有：逾期后的催收流程、怎么协商延期或分期、征信和芝麻信用的影响、"
-    "逾期费用、催收不能做什么、去哪里投诉、怎么识别冒充催收的诈骗。"
+    "这个问题我没有可靠的资料，不想给你说错。\n\n"
+    "最准确的答案在支付宝 App 里对应的产品页面（比如花呗、借呗的账单和设置页），"
+    "也可以打支付宝客服 95188 直接问；如果是要投诉催收，可以打 12378。\n\n"
+    "我能帮你的有：逾期后会怎么催收、怎么协商延期或分期、征信影响、催收不能做什么、去哪里投诉。"
 )
+COMMAND_HINT_OPTIONS = ["逾期一个月会怎么催收", "怎么和平台协商还款", "催收骚扰去哪里投诉"]
 SCOPE_SUGGESTIONS = ["逾期一个月会怎么催收", "怎么和平台协商分期还款", "催收骚扰去哪里投诉"]
 
 CLARIFY_GENERAL = "别着急，我们一件一件来。你最想先了解哪方面？"
@@ -37,6 +52,7 @@ CLARIFY_TOO_LONG = (
 CLARIFY_OPTIONS = ["逾期后会怎么催收", "怎么和平台协商还款", "逾期对征信有什么影响", "被催收骚扰怎么投诉"]
 
 SLOT_PREFIX_OVERDUE = "你提到{product}逾期{duration}。"
+SLOT_PREFIX_RELATIVE = "你是在替家人或朋友问。"
 SLOT_PREFIX_ABUSIVE = "你提到催收方式让你很难受，这不是你应该承受的。"
 
 RESET = "好的，我们重新开始。之前的对话内容不会再影响回答。你想了解什么？"
@@ -52,6 +68,7 @@ COMMAND_HELP = (
 
 ALSO_RELEVANT = "另外，关于“{title}”：{first_line}"
 
+ACKNOWLEDGE = "好的。有想问的，直接用一句话告诉我就行，比如“逾期一个月会怎么催收”。"
 THANKS = "不客气。欠款的事慢慢来，一步一步处理。之后还有想问的，随时来找我。"
 WHO_AM_I = (
     "我是一个帮你了解欠款逾期问题的助手，不是真人，也不是律师或平台客服。\n\n"

@@ -16,28 +16,13 @@ from pathlib import Path
 import yaml
 
 from ingest.cleaning import clean_text, find_mangled_text
+from ingest.problems import KnowledgeError, Problem
+from ingest.yamlfile import compose_file, mapping_fields
+from ingest.yamlfile import node_line as _node_line, scalar_text as _scalar_text, string_list as _string_list
 
 FAQ_FIELDS_REQUIRED = ("id", "title", "topic", "questions", "answer", "sources", "reviewed")
 FAQ_FIELDS_OPTIONAL = ("tags", "related")
 ID_PATTERN = re.compile(r"^[a-z0-9][a-z0-9-]{1,80}$")
-
-
-@dataclass(frozen=True)
-class Problem:
-    file: str
-    line: int
-    message: str
-
-    def __str__(self) -> str:
-        return f"{self.file}:{self.line}: {self.message}"
-
-
-class KnowledgeError(Exception):
-    """One or more knowledge files are broken; `problems` lists each with file and line."""
-
-    def __init__(self, problems: list[Problem]) -> None:
-        self.problems = problems
-        super().__init__("\n".join(str(p) for p in problems))
 
 
 @dataclass(frozen=True)
@@ -75,40 +60,13 @@ class KnowledgeUnit:
 
 
 # --------------------------------------------------------------------------- FAQ
-def _node_line(node: yaml.Node) -> int:
-    return node.start_mark.line + 1
-
-
-def _scalar_text(node: yaml.Node) -> str | None:
-    if isinstance(node, yaml.ScalarNode):
-        return str(node.value)
-    return None
-
-
-def _string_list(node: yaml.Node) -> list[str] | None:
-    if isinstance(node, yaml.SequenceNode) and all(isinstance(n, yaml.ScalarNode) for n in node.value):
-        return [str(n.value) for n in node.value]
-    return None
-
-
 def load_faq_file(path: Path, display: str) -> tuple[list[KnowledgeUnit], list[Problem]]:
     """Parse one FAQ file into units, keeping the line of every entry and field."""
     problems: list[Problem] = []
     units: list[KnowledgeUnit] = []
-    try:
-        text = path.read_text(encoding="utf-8")
-    except UnicodeDecodeError as exc:
-        return [], [Problem(display, 1, f"not UTF-8 text ({exc.reason})")]
-    try:
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
-    except yaml.MarkedYAMLError as exc:
-        # An unclosed quote or bracket is reported at the end of the file; the
-        # line where it was opened is the one to fix.
-        mark = exc.problem_mark or exc.context_mark
-        if exc.context_mark is not None and "end of stream" in str(exc.problem or ""):
-            mark = exc.context_mark
-        line = mark.line + 1 if mark else 1
-        return [], [Problem(display, line, f"invalid YAML: {exc.problem or exc}")]
+    root, problems = compose_file(path, display)
+    if problems:
+        return [], problems
     if root is None:
         return [], [Problem(display, 1, "the file is empty; expected a list of FAQ entries")]
     if not isinstance(root, yaml.SequenceNode):
@@ -119,12 +77,7 @@ def load_faq_file(path: Path, display: str) -> tuple[list[KnowledgeUnit], list[P
         if not isinstance(entry, yaml.MappingNode):
             problems.append(Problem(display, line, "each FAQ entry must be a mapping with id, title, questions, answer, ..."))
             continue
-        fields: dict[str, yaml.Node] = {}
-        for key_node, value_node in entry.value:
-            key = str(key_node.value)
-            if key in fields:
-                problems.append(Problem(display, _node_line(key_node), f"field '{key}' appears twice in one entry"))
-            fields[key] = value_node
+        fields = mapping_fields(entry, display, "entry", problems)
         entry_id = _scalar_text(fields["id"]) if "id" in fields else None
         label = f"entry '{entry_id}'" if entry_id else "entry"
         entry_problems: list[Problem] = []

@@ -7,6 +7,7 @@ whose text is new and copying the vectors of unchanged ones -> flip the pointer.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import sys
 import time
@@ -18,7 +19,11 @@ from bot.embeddings import Embedder, get_embedder
 from bot.settings import Settings
 from bot.store import IngestLock, KnowledgeStore, Manifest, check_embedding_model, new_version_id
 from ingest.chunking import Chunk, chunk_units
+from ingest.judgement_build import JUDGEMENT_FORMAT, MODEL_KIND, build_judge
+from ingest.judgement_data import LabelledMessage, content_hash, load_labelled_messages
 from ingest.knowledge import load_knowledge
+from ingest.lexicon_check import load_lexicon
+from ingest.problems import KnowledgeError
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +48,8 @@ class IngestReport:
     duration_s: float = 0.0
     store: str = ""
     embedding_model: str = ""
+    judgement: str = "none"  # rebuilt | reused | none (no knowledge/judgement folder)
+    judgement_messages: int = 0
 
     def as_json(self) -> dict:
         data = asdict(self)
@@ -94,11 +101,14 @@ class IngestService:
     def run(self, *, knowledge_dir: Path | None = None, dry_run: bool = False, rebuild: bool = False,
             progress: ProgressFactory = _no_progress) -> IngestReport:
         started = time.perf_counter()
-        knowledge = load_knowledge(Path(knowledge_dir or self.settings.knowledge_dir))  # raises KnowledgeError
+        folder = Path(knowledge_dir or self.settings.knowledge_dir)
+        knowledge = load_knowledge(folder)  # raises KnowledgeError
+        messages, lexicon_text = self._load_judgement_data(folder, knowledge)
         chunks = chunk_units(knowledge.units)
         units = {u.id: u.content_hash for u in knowledge.units}
         report = IngestReport(dry_run=dry_run, rebuild=rebuild, chunks=len(chunks), store=self.store.describe(),
-                              embedding_model=self.settings.embedding_model)
+                              embedding_model=self.settings.embedding_model, judgement_messages=len(messages))
+        judgement_hash = self._judgement_hash(messages, lexicon_text)
 
         with IngestLock(self.store):
             current = self.store.read_manifest()
@@ -120,8 +130,10 @@ class IngestService:
             report.updated = sorted(u for u in units if u in old_units and old_units[u] != units[u])
             report.unchanged = sum(1 for u in units if old_units.get(u) == units[u])
             chunk_ids_same = set(old_chunks) == {c.id for c in chunks}
+            judgement_same = current is not None and current.extra.get("judgement_hash") == judgement_hash
             report.changed = bool(rebuild or current is None or report.added or report.removed
-                                  or report.updated or not chunk_ids_same)
+                                  or report.updated or not chunk_ids_same or not judgement_same)
+            report.judgement = "none" if not messages else ("reused" if judgement_same and not rebuild else "rebuilt")
             # (On --rebuild nothing was read from the old version, so nothing is reused.)
             report.reused = sum(1 for c in chunks if c.id in old_chunks)
             report.embedded = len(chunks) - report.reused
@@ -134,6 +146,7 @@ class IngestService:
             try:
                 collection = self.store.create_version_collection(version)
                 self._write_version(collection, chunks, old_collection, set(old_chunks), progress)
+                self._write_judgement(version, current, messages, lexicon_text, report.judgement)
                 manifest = Manifest(
                     version=version,
                     collection=self.store.collection_name(version),
@@ -142,6 +155,8 @@ class IngestService:
                     chunks=len(chunks),
                     units=len(units),
                     created_at=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+                    extra={"judgement_hash": judgement_hash, "judgement_messages": len(messages),
+                           "judgement_model": MODEL_KIND if messages else None},
                 )
                 self.store.publish(manifest)
             except BaseException:
@@ -152,6 +167,46 @@ class IngestService:
             report.version = version
         report.duration_s = round(time.perf_counter() - started, 3)
         return report
+
+    # --- judgement: the labelled messages and the lexicon, published with the version ---
+    @staticmethod
+    def _load_judgement_data(folder: Path, knowledge) -> tuple[list[LabelledMessage], str]:
+        """The labelled messages (knowledge/judgement/) and the lexicon's text; both optional,
+        both validated with file and line."""
+        problems = []
+        messages: list[LabelledMessage] = []
+        if (folder / "judgement").is_dir():
+            messages, problems = load_labelled_messages(folder / "judgement", display=_display)
+        lexicon_text = ""
+        lexicon_path = folder / "lexicon.yaml"
+        if lexicon_path.is_file():
+            ids = {u.id for u in knowledge.units}
+            topics = {u.topic for u in knowledge.units if u.topic}
+            lexicon, found = load_lexicon(lexicon_path, _display(lexicon_path), ids, topics)
+            problems += found
+            lexicon_text = lexicon.text if lexicon else ""
+        if problems:
+            raise KnowledgeError(problems)
+        return messages, lexicon_text
+
+    def _judgement_hash(self, messages: list[LabelledMessage], lexicon_text: str) -> str:
+        payload = "\n".join([JUDGEMENT_FORMAT, MODEL_KIND, self.settings.embedding_model,
+                             content_hash(messages) if messages else "-", lexicon_text])
+        return hashlib.sha1(payload.encode("utf-8")).hexdigest()[:16]
+
+    def _write_judgement(self, version: str, current: Manifest | None, messages: list[LabelledMessage],
+                         lexicon_text: str, state: str) -> None:
+        if lexicon_text:
+            self.store.write_blob(version, "lexicon", lexicon_text.encode("utf-8"))
+        if not messages:
+            return
+        model = self.store.read_blob(current, "judgement") if current is not None and state == "reused" else None
+        if model is None:
+            from bot.lexicon import Lexicon
+
+            overrides = Lexicon.from_yaml(lexicon_text).overrides if lexicon_text else None
+            model = build_judge(messages, self.embedder, overrides).to_bytes()
+        self.store.write_blob(version, "judgement", model)
 
     def _write_version(self, collection, chunks: list[Chunk], old_collection, old_ids: set[str],
                        progress: ProgressFactory) -> None:
@@ -174,6 +229,13 @@ class IngestService:
                 bar.update(len(batch))
         finally:
             bar.close()
+
+
+def _display(path: Path) -> str:
+    try:
+        return str(path.relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
 
 
 def terminal_progress(total: int):

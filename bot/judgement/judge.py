@@ -1,0 +1,101 @@
+"""The runtime judgement: what kind of message is this, and who is speaking.
+
+A data-built model (models.py) gives a probability per label; per-label
+offsets calibrated on the tuning messages at ingest make the costly mistakes
+rarer (a missed crisis is the worst error, a victim lectured as an evader the
+next). A few high-precision keyword rules from knowledge/lexicon.yaml override
+the model; each has a positive and a negative test.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from bot.judgement.features import char_ngrams
+from bot.judgement.labels import INDEX, LABELS
+from bot.judgement.models import MODELS
+
+
+@dataclass(frozen=True)
+class Judgement:
+    label: str
+    confidence: float = 1.0
+    rule: str | None = None  # the lexicon override that decided, if any
+    speaker: str | None = None  # "relative" | "identity_theft" | None (the borrower)
+    # False when only the cost-aware offsets made this the label (the model alone
+    # preferred another): a possible crisis is asked about gently, not assumed.
+    certain: bool = True
+    scores: dict[str, float] = field(default_factory=dict, compare=False)
+
+    @property
+    def runner_up(self) -> str | None:
+        ranked = sorted(self.scores, key=lambda k: -self.scores[k])
+        return next((k for k in ranked if k != self.label), None)
+
+
+@dataclass(frozen=True)
+class Overrides:
+    """Compiled override patterns by name (see knowledge/lexicon.yaml, judgement_overrides)."""
+
+    patterns: dict[str, re.Pattern] = field(default_factory=dict)
+
+    def match(self, name: str, text: str) -> bool:
+        pattern = self.patterns.get(name)
+        return bool(pattern and pattern.search(text))
+
+
+class Judge:
+    def __init__(self, model, offsets: np.ndarray, overrides: Overrides | None = None) -> None:
+        self.model = model
+        self.offsets = np.asarray(offsets, dtype=np.float64)
+        self.overrides = overrides or Overrides()
+
+    # --- decision -------------------------------------------------------------------
+    def decide(self, probabilities: np.ndarray) -> int:
+        return int(np.argmax(np.log(np.maximum(probabilities, 1e-9)) + self.offsets))
+
+    def judge(self, normalised: str, vector: np.ndarray) -> Judgement:
+        probabilities = self.model.probabilities(np.asarray(vector, dtype=np.float32), char_ngrams(normalised))
+        scores = {label: round(float(p), 4) for label, p in zip(LABELS, probabilities)}
+        label = LABELS[self.decide(probabilities)]
+        certain = label == LABELS[int(np.argmax(probabilities))]
+        rule = None
+        text = normalised
+        if self.overrides.match("crisis", text):
+            label, rule, certain = "crisis", "crisis", True
+        speaker = None
+        if self.overrides.match("identity_theft", text):
+            speaker = "identity_theft"
+            if label in ("evasion", "domain", "product", "vague"):
+                # "有人冒用我的身份借了花呗" is a victim, whatever the model heard in 冒用.
+                label, rule = "victim", rule or "identity_theft"
+        elif label == "relative":
+            speaker = "relative"
+        return Judgement(label, scores.get(label, 0.0), rule, speaker, certain, scores)
+
+    # --- persistence (published with each store version) ------------------------------
+    def to_bytes(self) -> bytes:
+        arrays = {f"model_{k}": v for k, v in self.model.to_arrays().items()}
+        buffer = io.BytesIO()
+        np.savez_compressed(buffer, kind=np.array(self.model.kind), labels=np.array(LABELS),
+                            offsets=self.offsets, **arrays)
+        return buffer.getvalue()
+
+    @classmethod
+    def from_bytes(cls, data: bytes, overrides: Overrides | None = None) -> "Judge":
+        with np.load(io.BytesIO(data), allow_pickle=False) as arrays:
+            labels = tuple(str(x) for x in arrays["labels"])
+            if labels != LABELS:
+                raise ValueError(f"judgement labels {labels} differ from this program's {LABELS}: re-run ingest")
+            kind = str(arrays["kind"])
+            model_arrays = {k[len("model_"):]: arrays[k] for k in arrays.files if k.startswith("model_")}
+            model = MODELS[kind].from_arrays(model_arrays)
+            return cls(model, arrays["offsets"], overrides)
+
+
+def label_index(label: str) -> int:
+    return INDEX[label]

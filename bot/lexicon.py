@@ -1,0 +1,56 @@
+"""knowledge/lexicon.yaml, read: the routes, topic names and override patterns the engine uses.
+
+Ingest validates the file (ingest/lexicon_check.py) and publishes its text
+with the store version; the bot reads it from there, so an edited lexicon and
+the knowledge it names switch together.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+import yaml
+
+from bot.judgement.judge import Overrides
+
+ROUTES = ("evasion", "threat", "identity_theft", "relative", "support", "crisis", "complaint")
+TOPICS = ("crisis", "harassment", "disclaimer")
+SPEAKERS = ("relative", "identity_theft")
+OVERRIDES = ("crisis", "identity_theft")
+
+
+def _as_list(value) -> list[str]:
+    return [str(v) for v in value] if isinstance(value, list) else [str(value)]
+
+
+@dataclass(frozen=True)
+class Lexicon:
+    routes: dict[str, str] = field(default_factory=dict)
+    topics: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    speakers: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    overrides: Overrides = field(default_factory=Overrides)
+    text: str = ""  # the YAML it was read from (published with the version)
+
+    @classmethod
+    def from_yaml(cls, text: str) -> "Lexicon":
+        data = yaml.safe_load(text) or {}
+        routes = {str(k): str(v) for k, v in (data.get("routes") or {}).items()}
+        topics = {str(k): tuple(_as_list(v)) for k, v in (data.get("topics") or {}).items()}
+        speakers = {str(k): tuple(_as_list(v)) for k, v in (data.get("speakers") or {}).items()}
+        patterns = {str(k): re.compile("|".join(f"(?:{p})" for p in _as_list(v)))
+                    for k, v in (data.get("judgement_overrides") or {}).items() if v}
+        return cls(routes, topics, speakers, Overrides(patterns), text)
+
+    def route(self, name: str) -> str | None:
+        return self.routes.get(name)
+
+    def topic(self, name: str) -> str | None:
+        names = self.topics.get(name) or ()
+        return names[0] if names else None
+
+    def topics_of(self, name: str) -> tuple[str, ...]:
+        return self.topics.get(name) or ()
+
+    def speaker_entries(self, speaker: str) -> tuple[str, ...]:
+        return self.speakers.get(speaker) or ()

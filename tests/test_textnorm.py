@@ -1,0 +1,57 @@
+"""The normaliser and the duration parser, table-driven: what people type -> what the bot reads."""
+
+from __future__ import annotations
+
+import pytest
+
+from bot.textnorm import normalise_query, parse_overdue, stage_tag
+
+NORMALISED = [
+    ("花被逾期了", "花呗逾期了"),
+    ("马蚁借唄逾期", "马蚁借呗逾期"),
+    ("HB晚还了", "花呗晚还了"),
+    ("jb yq了怎么办", "借呗 逾期了怎么办"),
+    ("zfb的花唄", "支付宝的花呗"),
+    ("ＨＢ逾期３天", "花呗逾期3天"),
+    ("借唄逾期會上徵信嗎", "借呗逾期会上征信吗"),
+    ("征性会不会花", "征信会不会花"),
+    ("芝麻分掉了", "芝麻信用掉了"),
+    ("my huabei is late", "my 花呗 is late"),
+    ("hbx is not huabei", "hbx is not 花呗"),  # an abbreviation only as a whole word
+    ("<b>花呗</b>\u200b逾期", "花呗 逾期"),  # markup removed, invisible characters become a space
+]
+
+
+@pytest.mark.parametrize("typed, expected", NORMALISED)
+def test_normalise_query(typed, expected):
+    assert normalise_query(typed) == expected
+
+
+DURATIONS = [
+    ("花呗逾期三个月了", ("三个月", 90.0)),
+    ("借呗拖了半年", ("半年", 182.5)),
+    ("逾期十五天了", ("十五天", 15.0)),
+    ("已经两周没还了", ("两周", 14.0)),
+    ("逾期一年多", ("一年", 365.0)),
+    ("晚了2天", ("2天", 2.0)),
+    ("刚逾期", ("几天", 3.0)),
+    ("逾期一天多少钱", None),  # asks about a day's fee, not how long
+    ("要逾期180天才能延期吗", None),  # a duration in another role
+    ("花呗逾期了", None),
+]
+
+
+@pytest.mark.parametrize("typed, expected", DURATIONS)
+def test_parse_overdue(typed, expected):
+    assert parse_overdue(normalise_query(typed)) == expected
+
+
+def test_a_bare_duration_counts_only_as_an_answer_to_how_long():
+    assert parse_overdue("差不多三个月了") is None
+    assert parse_overdue("差不多三个月了", bare=True) == ("三个月", 90.0)
+
+
+@pytest.mark.parametrize("days, tag", [(3, "逾期初期"), (20, "逾期初期"), (30, "逾期一个月"), (74, "逾期一个月"),
+                                       (75, "长期逾期"), (365, "长期逾期")])
+def test_stage_tag(days, tag):
+    assert stage_tag(days) == tag
