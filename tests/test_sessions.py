@@ -1,7 +1,8 @@
 """Session stores: what a user would notice (context kept, expired, forgotten, shared).
 
-The Redis tests run against a real `redis-server` started here on a free
-loopback port; a missing binary is a failure, not a skip (.ci/run installs it).
+The Redis tests run against a real `redis-server` on a free loopback port
+(the `redis_url` fixture in conftest.py, tests/helpers_redis.py); a missing
+binary is a failure, not a skip.
 """
 
 from __future__ import annotations
@@ -9,8 +10,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import shutil
-import socket
 import subprocess
 import sys
 import threading
@@ -53,70 +52,6 @@ def sqlite_files(db: Path) -> bytes:
     """Everything SQLite keeps on disk for this database: main file, WAL, shared memory."""
     parts = [db, db.with_name(db.name + "-wal"), db.with_name(db.name + "-shm")]
     return b"".join(p.read_bytes() for p in parts if p.exists())
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@pytest.fixture(scope="session")
-def redis_url(tmp_path_factory):
-    """A real redis-server on loopback for this test session, stopped afterwards."""
-    binary = shutil.which("redis-server")
-    if binary is None:
-        pytest.fail(
-            "redis-server is not installed, and the Redis session-store tests need a real one. "
-            "Install Debian's package: apt-get update && apt-get install -y redis-server "
-            "(.ci/run does this in CI).",
-            pytrace=False,
-        )
-    import redis
-
-    workdir = tmp_path_factory.mktemp("redis")
-    last_output = ""
-    for _attempt in range(3):  # another process may grab the free port first
-        port = _free_port()
-        proc = subprocess.Popen(
-            [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-             "--dir", str(workdir)],
-            stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-        )
-        client = redis.Redis(host="127.0.0.1", port=port)
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline and proc.poll() is None:
-            try:
-                client.ping()
-                break
-            except redis.ConnectionError:
-                time.sleep(0.05)
-        else:
-            proc.kill()
-            last_output = proc.communicate()[0].decode(errors="replace")
-            continue
-        client.close()
-        try:
-            yield f"redis://127.0.0.1:{port}/0"
-        finally:
-            proc.terminate()
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-        return
-    pytest.fail(f"redis-server did not start on loopback:\n{last_output}", pytrace=False)
-
-
-@pytest.fixture
-def redis_client(redis_url):
-    import redis
-
-    client = redis.Redis.from_url(redis_url)
-    client.flushdb()
-    yield client
-    client.close()
 
 
 @pytest.fixture(params=["memory", "sqlite", "redis"])
