@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
 import sys
 from pathlib import Path
 
 from bot.embeddings import EmbeddingModelError
+from bot.logs import configure_logging
 from bot.settings import get_settings, prepare_runtime_environment
 from bot.store import StoreError
 from ingest.knowledge import KnowledgeError
@@ -33,7 +33,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     settings = get_settings()
     prepare_runtime_environment(settings)
-    logging.basicConfig(level=settings.log_level, format="%(levelname)s %(name)s: %(message)s")
+    configure_logging(settings.log_level, settings.log_message_text)
     from ingest.service import IngestService, terminal_progress
 
     service = IngestService(settings)
