@@ -37,8 +37,12 @@ def main(argv: list[str] | None = None) -> int:
     from ingest.service import IngestService, terminal_progress
 
     service = IngestService(settings)
-    if args.if_missing and service.store.read_manifest() is not None:
-        return 0
+    if args.if_missing:
+        try:
+            if service.store.resolve_pointer()[1] is None:
+                return 0  # a sound store: nothing to do
+        except StoreError:
+            pass  # missing: build it (damaged: repair it)
     try:
         report = service.run(knowledge_dir=args.knowledge, dry_run=args.dry_run, rebuild=args.rebuild,
                              progress=terminal_progress)

@@ -16,7 +16,8 @@ from typing import Callable
 
 from bot.embeddings import Embedder, get_embedder
 from bot.settings import Settings
-from bot.store import IngestLock, KnowledgeStore, Manifest, check_embedding_model, new_version_id
+from bot.store import (IngestLock, KnowledgeStore, Manifest, StoreMissingError, check_embedding_model,
+                       new_version_id)
 from ingest.chunking import Chunk, chunk_units
 from ingest.knowledge import load_knowledge
 
@@ -43,6 +44,9 @@ class IngestReport:
     duration_s: float = 0.0
     store: str = ""
     embedding_model: str = ""
+    # What was wrong with the store's pointer (not valid, or naming a version that is gone);
+    # the run points it at a complete version again (unless a dry run).
+    pointer_problem: str | None = None
 
     def as_json(self) -> dict:
         data = asdict(self)
@@ -61,6 +65,9 @@ class IngestReport:
                     f"{self.reused} reused)")
             head += " - dry run, nothing written." if self.dry_run else f"; now serving version {self.version}."
         lines = [head]
+        if self.pointer_problem:
+            lines.insert(0, f"{self.pointer_problem}. " + (
+                "It would be repaired." if self.dry_run else f"Repaired: the pointer names version {self.version}."))
         for key in ("added", "updated", "removed"):
             ids = getattr(self, key)
             if ids:
@@ -101,7 +108,7 @@ class IngestService:
                               embedding_model=self.settings.embedding_model)
 
         with IngestLock(self.store):
-            current = self.store.read_manifest()
+            current, report.pointer_problem = self._current()
             old_chunks: dict[str, dict] = {}
             old_units: dict[str, str] = {}
             old_collection = None
@@ -127,6 +134,13 @@ class IngestService:
             report.embedded = len(chunks) - report.reused
             if dry_run or not report.changed:
                 report.version = current.version if current else None
+                if current is not None and not dry_run:
+                    # Nothing to write, but the pointer may need repair (or, for a store
+                    # made before versions kept their own manifest, the current one its copy).
+                    if report.pointer_problem:
+                        self.store.publish(current)
+                    else:
+                        self.store.record_version(current)
                 report.duration_s = round(time.perf_counter() - started, 3)
                 return report
 
@@ -152,6 +166,14 @@ class IngestService:
             report.version = version
         report.duration_s = round(time.perf_counter() - started, 3)
         return report
+
+    def _current(self) -> tuple[Manifest | None, str | None]:
+        """The version to compare with (None for a first ingest), and what is wrong with the
+        pointer when it is damaged (the version is then the newest complete one, if any)."""
+        try:
+            return self.store.resolve_pointer()
+        except StoreMissingError:
+            return None, None
 
     def _write_version(self, collection, chunks: list[Chunk], old_collection, old_ids: set[str],
                        progress: ProgressFactory) -> None:
