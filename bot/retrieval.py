@@ -181,7 +181,9 @@ class Retriever:
             token = self.store.pointer_token()
             if self._index is not None and token == self._token:
                 return self._index
-            manifest = self.store.require_manifest()
+            manifest, damage = self.store.current_manifest()
+            if damage:  # the pointer is damaged: answering from the newest complete version
+                log.warning("%s", damage)
             if self._index is not None and manifest.version == self._index.manifest.version:
                 self._token = token
                 return self._index

@@ -13,6 +13,16 @@ saves it at the end; `/forget` deletes it. Three stores:
   is Redis's job.
 - `MemorySessionStore`: for tests.
 
+One turn at a time per conversation: `with store.lock(conversation_id):` around
+load -> turn -> save, so two messages of one conversation handled at the same
+moment (two threads, or two bot processes) cannot both start from the old
+state and lose one's update. Memory: a thread lock. SQLite: a thread lock plus
+a lock on a byte of `<SESSION_DB>.lock` (fcntl), so other processes on the same
+file wait too. Redis: redis-py's Lock on a key of its own, so every process
+sharing the Redis waits; it expires after LOCK_TIMEOUT_S should its holder
+die. A turn that cannot get the lock within LOCK_WAIT_S goes ahead without it
+(logged): an answer matters more than a slot.
+
 Privacy: a conversation is stored under the SHA-256 of its id, never the raw
 Telegram chat id, and the value is exactly the JSON the caller gave, nothing
 added. `delete` removes the row; the SQLite store also overwrites freed pages
@@ -21,17 +31,29 @@ and truncates its write-ahead log so the deleted text does not linger on disk.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import hmac
 import json
+import logging
 import sqlite3
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Callable, Protocol
+from typing import Any, Callable, ContextManager, Protocol
+
+log = logging.getLogger(__name__)
 
 # Namespace for Redis keys, so the sessions can share a Redis with other data.
 REDIS_KEY_PREFIX = "debt-help:session:"
+REDIS_LOCK_PREFIX = "debt-help:turn-lock:"
+# A turn holds its conversation's lock for well under a second (a language model
+# answer: up to LLM_TIMEOUT_S); a lock whose holder died expires after this.
+LOCK_TIMEOUT_S = 60.0
+# How long a turn waits for its conversation's lock before going ahead without it.
+LOCK_WAIT_S = 30.0
+LOCK_STRIPES = 64
 
 
 class SessionStore(Protocol):
@@ -45,6 +67,10 @@ class SessionStore(Protocol):
 
     def delete(self, conversation_id: str) -> None:
         """Remove everything stored about this conversation (/forget)."""
+        ...
+
+    def lock(self, conversation_id: str) -> ContextManager[None]:
+        """Held around one turn (load -> answer -> save): one turn at a time per conversation."""
         ...
 
 
@@ -64,6 +90,31 @@ def conversation_key(conversation_id: str) -> str:
     if _key_secret:
         return hmac.new(_key_secret, data, hashlib.sha256).hexdigest()
     return hashlib.sha256(data).hexdigest()
+
+
+def _stripe(conversation_id: str) -> int:
+    """Which of LOCK_STRIPES locks a conversation uses: the same in every process."""
+    return int(conversation_key(conversation_id)[:8], 16) % LOCK_STRIPES
+
+
+class _StripedLocks:
+    """A fixed number of thread locks, however many conversations there are."""
+
+    def __init__(self) -> None:
+        self._locks = [threading.Lock() for _ in range(LOCK_STRIPES)]
+
+    @contextlib.contextmanager
+    def hold(self, conversation_id: str, wait_s: float = LOCK_WAIT_S) -> Iterator[int]:
+        stripe = _stripe(conversation_id)
+        lock = self._locks[stripe]
+        acquired = lock.acquire(timeout=wait_s)
+        if not acquired:
+            log.warning("event=turn_lock_timeout store=process waited_s=%.1f", wait_s)
+        try:
+            yield stripe
+        finally:
+            if acquired:
+                lock.release()
 
 
 def _dumps(state: dict) -> str:
@@ -89,6 +140,10 @@ class MemorySessionStore:
         self._clock = clock
         self._rows: dict[str, tuple[str, float]] = {}
         self._lock = threading.Lock()
+        self._turns = _StripedLocks()
+
+    def lock(self, conversation_id: str) -> ContextManager[None]:
+        return self._turns.hold(conversation_id)
 
     def load(self, conversation_id: str) -> dict | None:
         key = conversation_key(conversation_id)
@@ -124,6 +179,11 @@ class SQLiteSessionStore:
         self.idle_timeout_s = idle_timeout_s
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
+        self._turns = _StripedLocks()
+        # Turn locks across processes: byte <stripe> of this file, locked with fcntl
+        # (released by the kernel if the process dies). Kept open: closing any
+        # descriptor of the file would drop this process's locks on it.
+        self._turn_file = open(self.path.with_name(self.path.name + ".lock"), "a+b")
         # One connection shared by all threads, serialised by the lock; other
         # processes are handled by SQLite's own locking (WAL + busy timeout).
         self._db = sqlite3.connect(
@@ -158,6 +218,29 @@ class SQLiteSessionStore:
                 "CREATE INDEX IF NOT EXISTS sessions_updated_at ON sessions (updated_at)"
             )
             self._purge_expired()
+
+    @contextlib.contextmanager
+    def lock(self, conversation_id: str) -> Iterator[None]:
+        import fcntl
+
+        with self._turns.hold(conversation_id) as stripe:  # this process's threads first
+            deadline = time.monotonic() + LOCK_WAIT_S
+            while True:
+                try:
+                    fcntl.lockf(self._turn_file, fcntl.LOCK_EX | fcntl.LOCK_NB, 1, stripe)
+                    locked = True
+                    break
+                except OSError:  # another process holds it
+                    if time.monotonic() > deadline:
+                        log.warning("event=turn_lock_timeout store=sqlite waited_s=%.1f", LOCK_WAIT_S)
+                        locked = False
+                        break
+                    time.sleep(0.01)
+            try:
+                yield
+            finally:
+                if locked:
+                    fcntl.lockf(self._turn_file, fcntl.LOCK_UN, 1, stripe)
 
     def _purge_expired(self) -> None:
         self._db.execute(
@@ -199,6 +282,7 @@ class SQLiteSessionStore:
     def close(self) -> None:
         with self._lock:
             self._db.close()
+        self._turn_file.close()
 
 
 class RedisSessionStore:
@@ -210,12 +294,37 @@ class RedisSessionStore:
         idle_timeout_s: float = 1800,
         prefix: str = REDIS_KEY_PREFIX,
         client: Any = None,
+        lock_prefix: str = REDIS_LOCK_PREFIX,
+        lock_timeout_s: float = LOCK_TIMEOUT_S,
+        lock_wait_s: float = LOCK_WAIT_S,
     ):
         import redis  # only needed when REDIS_URL is set
 
         self.idle_timeout_s = idle_timeout_s
         self.prefix = prefix
+        self.lock_prefix = lock_prefix
+        self.lock_timeout_s = lock_timeout_s
+        self.lock_wait_s = lock_wait_s
         self._redis = client if client is not None else redis.Redis.from_url(url)
+
+    @contextlib.contextmanager
+    def lock(self, conversation_id: str) -> Iterator[None]:
+        """redis-py's Lock (SET NX PX with a random token; released only by its holder)."""
+        from redis.exceptions import LockError
+
+        turn = self._redis.lock(self.lock_prefix + conversation_key(conversation_id),
+                                timeout=self.lock_timeout_s, blocking_timeout=self.lock_wait_s)
+        locked = turn.acquire()
+        if not locked:
+            log.warning("event=turn_lock_timeout store=redis waited_s=%.1f", self.lock_wait_s)
+        try:
+            yield
+        finally:
+            if locked:
+                try:
+                    turn.release()
+                except LockError:  # held longer than lock_timeout_s: it had expired
+                    log.warning("event=turn_lock_expired store=redis timeout_s=%.0f", self.lock_timeout_s)
 
     def key(self, conversation_id: str) -> str:
         return self.prefix + conversation_key(conversation_id)

@@ -16,7 +16,13 @@ Two layouts, chosen by settings:
 
 The pointer carries the manifest: which embedding model and dimension built the
 version, so a reader with another model fails with a clear message instead of
-returning nonsense.
+returning nonsense. Each embedded version also keeps its own copy
+(`versions/<version>/MANIFEST.json`, written once the version is complete,
+before the pointer flips to it). Ingest keeps the current version and the one
+before it, so when the pointer is damaged (not valid JSON, not a manifest, or
+naming a version that is gone) readers answer from the newest complete version
+and say once, in one line, what is wrong and that `python -m ingest` repairs it;
+the next ingest does.
 """
 
 from __future__ import annotations
@@ -48,6 +54,10 @@ class EmbeddingMismatchError(StoreError):
     pass
 
 
+class PointerDamagedError(StoreError):
+    """The pointer exists but cannot be followed; the message says what is wrong with it."""
+
+
 @dataclass(frozen=True)
 class Manifest:
     """What the pointer says about the current version."""
@@ -67,9 +77,18 @@ class Manifest:
 
     @classmethod
     def from_json(cls, text: str) -> "Manifest":
-        data = json.loads(text)
+        """Raises ValueError when `text` is not a manifest (not JSON, not an object, fields missing)."""
+        data = json.loads(text)  # json.JSONDecodeError is a ValueError
+        if not isinstance(data, dict):
+            raise ValueError(f"a JSON {type(data).__name__}, not an object")
+        missing = [k for k in ("version", "collection", "embedding_model", "dimension") if not data.get(k)]
+        if missing:
+            raise ValueError(f"no {', '.join(missing)}")
         known = {k: data[k] for k in cls.__dataclass_fields__ if k in data}
-        return cls(**known)
+        try:
+            return cls(**known)
+        except TypeError as exc:
+            raise ValueError(str(exc)) from None
 
 
 def new_version_id() -> str:
@@ -138,7 +157,7 @@ class KnowledgeStore:
             elif not path.is_dir():
                 # Reading must not create an empty version where a deleted one was.
                 raise StoreError(f"The knowledge store's version {version} is missing at {path}. "
-                                 "Run `python -m ingest --rebuild`.")
+                                 "Run `python -m ingest` to repair the store.")
             client = chromadb.PersistentClient(path=str(path), settings=self._chroma_settings())
             self._local_clients[version] = client
         return client
@@ -169,7 +188,14 @@ class KnowledgeStore:
             return None
         return (st.st_mtime_ns, st.st_size, st.st_ino)
 
+    def describe_pointer(self) -> str:
+        if self.is_server:
+            return f"The knowledge store pointer (collection {self._pointer_collection})"
+        return f"The knowledge store pointer {self._pointer_file}"
+
     def read_manifest(self) -> Manifest | None:
+        """The pointer's manifest; None when there is no pointer. Raises PointerDamagedError
+        when there is one that is not a manifest."""
         if self.is_server:
             try:
                 col = self._server().get_collection(self._pointer_collection, embedding_function=None)
@@ -178,11 +204,22 @@ class KnowledgeStore:
             except Exception:
                 return None
             text = (col.metadata or {}).get("manifest")
-            return Manifest.from_json(text) if text else None
+            if not text:
+                return None
+        else:
+            try:
+                text = self._pointer_file.read_text(encoding="utf-8")
+            except FileNotFoundError:
+                return None
+            except (OSError, UnicodeDecodeError) as exc:
+                raise PointerDamagedError(f"{self.describe_pointer()} cannot be read ({exc})") from None
         try:
-            return Manifest.from_json(self._pointer_file.read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            return None
+            return Manifest.from_json(text)
+        except json.JSONDecodeError as exc:
+            raise PointerDamagedError(f"{self.describe_pointer()} is not valid JSON "
+                                      f"({exc.msg}: line {exc.lineno} column {exc.colno})") from None
+        except ValueError as exc:
+            raise PointerDamagedError(f"{self.describe_pointer()} is not a valid manifest ({exc})") from None
 
     def require_manifest(self) -> Manifest:
         manifest = self.read_manifest()
@@ -193,8 +230,42 @@ class KnowledgeStore:
             )
         return manifest
 
+    def resolve_pointer(self) -> tuple[Manifest | None, str | None]:
+        """(the version to answer from, what is wrong with the pointer).
+
+        A sound pointer gives (its manifest, None); a damaged one (not a manifest, or
+        naming a version that is gone) gives (the newest complete version or None, the
+        problem). Raises StoreMissingError when there is no pointer at all."""
+        named = None
+        try:
+            manifest = self.require_manifest()
+            if self.version_exists(manifest.version):
+                return manifest, None
+            named = manifest.version
+            problem = f"{self.describe_pointer()} names version {named}, which is gone"
+        except PointerDamagedError as exc:
+            problem = str(exc)
+        return self.newest_complete_version(exclude=named), problem
+
+    def current_manifest(self) -> tuple[Manifest, str | None]:
+        """The version to answer from, and None, or, when the pointer is damaged, the newest
+        complete version and one line saying what is wrong and how to repair it.
+
+        Raises StoreMissingError without a pointer, and PointerDamagedError (saying what is
+        wrong) when the pointer is damaged and no complete version is left."""
+        manifest, problem = self.resolve_pointer()
+        if problem is None:
+            return manifest, None
+        if manifest is None:
+            raise PointerDamagedError(f"{problem}, and no other complete version is left. "
+                                      "Run `python -m ingest` to rebuild the store.")
+        return manifest, (f"{problem}; answering from the newest complete version {manifest.version}. "
+                          "Run `python -m ingest` to repair the pointer.")
+
     def publish(self, manifest: Manifest) -> None:
-        """Make `manifest` the current version in one atomic step."""
+        """Make `manifest` the current version in one atomic step (its version is complete:
+        its own copy of the manifest is written first)."""
+        self.record_version(manifest)
         if self.is_server:
             client = self._server()
             col = client.get_or_create_collection(self._pointer_collection, embedding_function=None)
@@ -284,6 +355,46 @@ class KnowledgeStore:
             return None
         parts = [doc for _, doc in sorted(zip(got["ids"], got["documents"]))]
         return base64.b64decode("".join(parts))
+    # --- complete versions (embedded layout) --------------------------------------------
+    def _version_manifest_file(self, version: str) -> Path:
+        return self.root / "versions" / version / "MANIFEST.json"
+
+    def record_version(self, manifest: Manifest) -> None:
+        """Mark a fully written version complete: its own copy of the manifest, beside its data."""
+        if self.is_server:
+            return
+        path = self._version_manifest_file(manifest.version)
+        if not path.parent.is_dir():
+            raise StoreError(f"The knowledge store's version {manifest.version} is missing at {path.parent}. "
+                             "Run `python -m ingest`.")
+        try:
+            if Manifest.from_json(path.read_text(encoding="utf-8")) == manifest:
+                return
+        except (OSError, ValueError):
+            pass
+        tmp = path.with_suffix(f".{os.getpid()}.tmp")
+        tmp.write_text(manifest.to_json(), encoding="utf-8")
+        os.replace(tmp, path)
+
+    def version_exists(self, version: str) -> bool:
+        if self.is_server:
+            return True  # a missing collection is reported when it is opened
+        return (self.root / "versions" / version).is_dir()
+
+    def newest_complete_version(self, exclude: str | None = None) -> Manifest | None:
+        """The newest version whose own manifest says it is complete (embedded layout only)."""
+        if self.is_server:
+            return None
+        for version in sorted(self.list_versions(), reverse=True):  # version ids sort by time
+            if version == exclude:
+                continue
+            try:
+                manifest = Manifest.from_json(self._version_manifest_file(version).read_text(encoding="utf-8"))
+            except (OSError, ValueError):
+                continue  # an older layout, or left by an ingest that did not finish
+            if manifest.version == version:
+                return manifest
+        return None
 
     def list_versions(self) -> list[str]:
         if self.is_server:

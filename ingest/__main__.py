@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
 import sys
 from pathlib import Path
 
 from bot.embeddings import EmbeddingModelError
+from bot.logs import configure_logging
 from bot.settings import get_settings, prepare_runtime_environment
 from bot.store import StoreError
 from ingest.knowledge import KnowledgeError
@@ -33,12 +33,16 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     settings = get_settings()
     prepare_runtime_environment(settings)
-    logging.basicConfig(level=settings.log_level, format="%(levelname)s %(name)s: %(message)s")
+    configure_logging(settings.log_level, settings.log_message_text)
     from ingest.service import IngestService, terminal_progress
 
     service = IngestService(settings)
-    if args.if_missing and service.store.read_manifest() is not None:
-        return 0
+    if args.if_missing:
+        try:
+            if service.store.resolve_pointer()[1] is None:
+                return 0  # a sound store: nothing to do
+        except StoreError:
+            pass  # missing: build it (damaged: repair it)
     try:
         report = service.run(knowledge_dir=args.knowledge, dry_run=args.dry_run, rebuild=args.rebuild,
                              progress=terminal_progress)

@@ -17,7 +17,8 @@ from typing import Callable
 
 from bot.embeddings import Embedder, get_embedder
 from bot.settings import Settings
-from bot.store import IngestLock, KnowledgeStore, Manifest, check_embedding_model, new_version_id
+from bot.store import (IngestLock, KnowledgeStore, Manifest, StoreMissingError, check_embedding_model,
+                       new_version_id)
 from ingest.chunking import Chunk, chunk_units
 from ingest.judgement_build import JUDGEMENT_FORMAT, MODEL_KIND, build_judge
 from ingest.judgement_data import LabelledMessage, content_hash, load_labelled_messages
@@ -50,6 +51,9 @@ class IngestReport:
     embedding_model: str = ""
     judgement: str = "none"  # rebuilt | reused | none (no knowledge/judgement folder)
     judgement_messages: int = 0
+    # What was wrong with the store's pointer (not valid, or naming a version that is gone);
+    # the run points it at a complete version again (unless a dry run).
+    pointer_problem: str | None = None
 
     def as_json(self) -> dict:
         data = asdict(self)
@@ -68,6 +72,9 @@ class IngestReport:
                     f"{self.reused} reused)")
             head += " - dry run, nothing written." if self.dry_run else f"; now serving version {self.version}."
         lines = [head]
+        if self.pointer_problem:
+            lines.insert(0, f"{self.pointer_problem}. " + (
+                "It would be repaired." if self.dry_run else f"Repaired: the pointer names version {self.version}."))
         for key in ("added", "updated", "removed"):
             ids = getattr(self, key)
             if ids:
@@ -111,7 +118,7 @@ class IngestService:
         judgement_hash = self._judgement_hash(messages, lexicon_text)
 
         with IngestLock(self.store):
-            current = self.store.read_manifest()
+            current, report.pointer_problem = self._current()
             old_chunks: dict[str, dict] = {}
             old_units: dict[str, str] = {}
             old_collection = None
@@ -139,6 +146,13 @@ class IngestService:
             report.embedded = len(chunks) - report.reused
             if dry_run or not report.changed:
                 report.version = current.version if current else None
+                if current is not None and not dry_run:
+                    # Nothing to write, but the pointer may need repair (or, for a store
+                    # made before versions kept their own manifest, the current one its copy).
+                    if report.pointer_problem:
+                        self.store.publish(current)
+                    else:
+                        self.store.record_version(current)
                 report.duration_s = round(time.perf_counter() - started, 3)
                 return report
 
@@ -207,6 +221,13 @@ class IngestService:
             overrides = Lexicon.from_yaml(lexicon_text).overrides if lexicon_text else None
             model = build_judge(messages, self.embedder, overrides).to_bytes()
         self.store.write_blob(version, "judgement", model)
+    def _current(self) -> tuple[Manifest | None, str | None]:
+        """The version to compare with (None for a first ingest), and what is wrong with the
+        pointer when it is damaged (the version is then the newest complete one, if any)."""
+        try:
+            return self.store.resolve_pointer()
+        except StoreMissingError:
+            return None, None
 
     def _write_version(self, collection, chunks: list[Chunk], old_collection, old_ids: set[str],
                        progress: ProgressFactory) -> None:

