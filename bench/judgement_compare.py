@@ -23,7 +23,8 @@ from bot.embeddings import get_embedder  # noqa: E402
 from bot.eval_judgement import label_metrics  # noqa: E402
 from bot.judgement.judge import Judge  # noqa: E402
 from bot.judgement.labels import LABELS  # noqa: E402
-from ingest.judgement_build import FITTERS, calibrate_offsets, featurise, out_of_fold_probabilities  # noqa: E402
+from ingest.judgement_build import (FITTERS, calibrate_crisis_risk, calibrate_offsets, featurise,  # noqa: E402
+                                    out_of_fold_probabilities)
 from ingest.judgement_data import load_labelled_messages  # noqa: E402
 
 
@@ -31,14 +32,18 @@ def evaluate(kind: str, tuning, held_out, embedder) -> dict:
     started = time.perf_counter()
     vectors, ngrams, labels = featurise(tuning, embedder)
     model = FITTERS[kind](vectors, ngrams, labels)
-    offsets = calibrate_offsets(out_of_fold_probabilities(kind, vectors, ngrams, labels), labels)
+    oof = out_of_fold_probabilities(kind, vectors, ngrams, labels)
+    offsets = calibrate_offsets(oof, labels)
+    risk = calibrate_crisis_risk(oof, labels, offsets)
     build_s = time.perf_counter() - started
-    judge = Judge(model, offsets)
+    judge = Judge(model, offsets, crisis_risk_offset=risk)
     h_vectors, h_ngrams, h_labels = featurise(held_out, embedder)
     started = time.perf_counter()
-    predicted = [judge.decide(model.probabilities(v, g)) for v, g in zip(h_vectors, h_ngrams)]
+    probabilities = [model.probabilities(v, g) for v, g in zip(h_vectors, h_ngrams)]
+    predicted = [judge.decide(p) for p in probabilities]
     per_message_ms = (time.perf_counter() - started) * 1000 / max(len(held_out), 1)
-    metrics = label_metrics([(LABELS[t], LABELS[p]) for t, p in zip(h_labels, predicted)])
+    lines_first = [LABELS[p] == "crisis" or judge.at_risk(q) for p, q in zip(predicted, probabilities)]
+    metrics = label_metrics([(LABELS[t], LABELS[p]) for t, p in zip(h_labels, predicted)], lines_first)
     metrics.update(build_s=round(build_s, 2), per_message_ms=round(per_message_ms, 3),
                    size_kb=round(len(judge.to_bytes()) / 1024),
                    offsets={LABELS[i]: float(o) for i, o in enumerate(offsets) if o})
@@ -55,10 +60,12 @@ def report(results: dict, counts: dict, model: str) -> str:
              "tuning predictions (crisis raised until ≥ 99% of tuning crises are caught; evasion "
              "lowered until no victim, threat, relative or crisis is taken for an evader). Scored "
              "without the lexicon's override rules.", "",
-             "| design | accuracy | crisis recall | crises missed | victim → evasion | protected → evasion "
-             "| build s | ms / message | size KB |", "|---|---|---|---|---|---|---|---|---|"]
+             "| design | accuracy | crisis lines first (recall) | crises missed | crisis label recall "
+             "| crisis lines to non-crises | victim → evasion | protected → evasion | build s | ms / message | size KB |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
     for kind, m in results.items():
         lines.append(f"| {kind} | {m['accuracy']:.3f} | {m['crisis_recall']:.3f} | {m['crisis_missed']} | "
+                     f"{m['crisis_label_recall']:.3f} | {m['crisis_lines_to_others']:.3f} | "
                      f"{m['victim_as_evasion']} | {m['protected_as_evasion']} | {m['build_s']} | "
                      f"{m['per_message_ms']} | {m['size_kb']} |")
     lines += ["", "Per label (precision / recall on held-out):", "",

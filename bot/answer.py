@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import re
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from bot import texts
 from bot.reply import Reply, Source
@@ -149,6 +149,26 @@ class AnswerEngine:
             return self.clarify(texts.CLARIFY_TOO_LONG.format(chars=len(message)), started)
         normalised = normalise_query(message)
         assessment = self.assess(normalised)
+        outcome = self._respond(message, normalised, assessment, query, slots, started, in_context, avoid,
+                                prefer_tag)
+        if outcome.assessment.crisis_risk and outcome.reply.kind != "crisis":
+            # Maybe a crisis, said so indirectly that the judgement is not sure: the crisis
+            # lines come first, in one line, and the reply goes on as it would.
+            outcome.reply.text = texts.CRISIS_RISK_LINE + outcome.reply.text
+            unit = self.routed("crisis")
+            if unit is not None and all(s.id != unit.id for s in outcome.reply.sources):
+                outcome.reply.sources.append(_source(unit, 0.0))
+        return outcome
+
+    def _respond(self, message: str, normalised: str, assessment: Assessment, query: str | None,
+                 slots: Slots | None, started: float, in_context: bool, avoid: str | None,
+                 prefer_tag: str | None) -> Outcome:
+        if assessment.crisis and assessment.rule != "crisis":
+            # The model's crisis on a message asked nearly in an entry's own words is more
+            # likely a question: the crisis lines come first, in one line, then its answer.
+            top = self.retriever.search(message, k=1).top
+            if top is not None and top.question_dense >= STRONG_MATCH:
+                assessment = replace(assessment, label="domain", crisis_risk=True)
         if assessment.crisis:
             return self.crisis(started, assessment, message)
         if assessment.empty:
@@ -169,7 +189,13 @@ class AnswerEngine:
         result = self.retriever.search(query or message, k=5)
         if assessment.evasion:
             return self._routed_answer("evasion", texts.EVASION_PREFACE, result, started, assessment)
-        if assessment.label == "threat":
+        if assessment.sure("threat"):
+            if self.is_confident(result) and result.top.unit.id != self.lexicon.route("evasion"):
+                # The threat first, then what the person asked about ("说要上门来我家").
+                outcome = self._compose(result, slots, started, assessment)
+                outcome.reply.text = texts.THREAT_PREFACE + outcome.reply.text
+                outcome.routed = True
+                return outcome
             return self._routed_answer("threat", texts.THREAT_PREFACE, result, started, assessment)
         if assessment.speaker == "identity_theft":
             return self._routed_answer("identity_theft", texts.IDENTITY_THEFT_PREFACE, result, started, assessment)
@@ -181,24 +207,28 @@ class AnswerEngine:
                             and h.dense >= self.settings.relevance_threshold), None)
             if fitting is not None:
                 result.promote(fitting)
-        if assessment.label in ("victim", "relative"):
+        if assessment.label in ("victim", "relative", "threat"):
             # Never the evasion entry for someone wronged or asking for someone else; when
             # nothing fits well, the entry the lexicon routes them to (complaints / contacts).
             evasion_entry = self.lexicon.route("evasion")
             result.hits = [h for h in result.hits if h.unit.id != evasion_entry]
-            if not self.is_confident(result):
-                route = "relative" if assessment.label == "relative" else "complaint"
-                return self._routed_answer(route, "", result, started, assessment)
-        if assessment.distress:
-            # Distress is always in scope and comes first: the support entry (with its
-            # helplines); the practical match, if good, follows in one line.
+            if not self.is_confident(result) and assessment.label == "relative":
+                return self._routed_answer("relative", "", result, started, assessment)
+        if assessment.rule == "distress" or assessment.sure("distress"):
+            # Upset: the support entry (with its helplines) first and the practical match in
+            # one line; but a question asked nearly in an entry's own words is answered first,
+            # with the support entry as the line after it.
             crisis_topic = self.lexicon.topic("crisis")
             practical = next((h for h in result.hits if h.unit.topic != crisis_topic and h.unit.source_type == "faq"
                               and h.dense >= self.settings.relevance_threshold), None)
             support = self.routed("support")
             if support is not None:
-                result.promote(next((h for h in result.hits if h.unit.id == support.id), None)
-                               or Hit(unit=support, score=1.0, dense=1.0))
+                support_hit = next((h for h in result.hits if h.unit.id == support.id), None) \
+                    or Hit(unit=support, score=1.0, dense=1.0)
+                if practical is not None and practical.question_dense >= STRONG_MATCH:
+                    result.promote(practical)
+                    return self._compose(result, slots, started, assessment, runner_up=support_hit)
+                result.promote(support_hit)
                 return self._compose(result, slots, started, assessment, runner_up=practical)
         if not self.is_confident(result):
             domain = has_domain_word(result.normalised) or assessment.label in ("product", "domain")
@@ -234,8 +264,8 @@ class AnswerEngine:
             reply = Reply(texts.WHO_AM_I, "notice", [], list(texts.COMMAND_HINT_OPTIONS), _ms(started))
         elif assessment.greeting:
             return self.clarify(texts.CLARIFY_GREETING, started, assessment=assessment)
-        else:  # "好的", "哈哈", "你真好": a friendly word back, and how to go on
-            reply = Reply(texts.ACKNOWLEDGE, "notice", [], list(texts.COMMAND_HINT_OPTIONS), _ms(started))
+        else:  # "好的", "哈哈", "你真好": a friendly word back, and a question how to go on
+            return self.clarify(texts.ACKNOWLEDGE, started, list(texts.COMMAND_HINT_OPTIONS), assessment)
         return Outcome(reply, assessment=assessment)
 
     def _routed_answer(self, route: str, preface: str, result: RetrievalResult, started: float,

@@ -185,7 +185,8 @@ class DialogueEngine:
         prefer = stage_tag(overdue[1]) if overdue else None
         outcome = answers.respond(message, query=query, slots=slots, started=started, prefer_tag=prefer)
         if (topic_unit is not None and outcome.reply.kind in ("decline", "clarify")
-                and not (outcome.assessment.out_of_scope or outcome.assessment.empty
+                and not ((outcome.assessment.out_of_scope and outcome.assessment.rule == "out_of_scope")
+                         or outcome.assessment.empty
                          or outcome.assessment.greeting)
                 and self._is_follow_up(normalised)):
             # A weak elliptical message inside a conversation: read it in the light of the topic.

@@ -15,8 +15,10 @@ from bot.judgement.labels import LABELS
 TARGETS = {"crisis_recall": 0.98, "victim_as_evasion": 0, "accuracy": 0.95}
 
 
-def label_metrics(pairs: list[tuple[str, str]]) -> dict:
-    """Per-label precision and recall, confusion matrix and the costly errors, from (true, predicted)."""
+def label_metrics(pairs: list[tuple[str, str]], lines_first: list[bool] | None = None) -> dict:
+    """Per-label precision and recall, confusion matrix and the costly errors, from (true, predicted).
+    `lines_first[i]`: the reply to message i starts with the crisis lines (a crisis, or a crisis
+    risk); crisis recall counts those, the label's own recall is `crisis_label_recall`."""
     confusion = {t: {p: 0 for p in LABELS} for t in LABELS}
     for true, predicted in pairs:
         confusion[true][predicted] += 1
@@ -29,13 +31,18 @@ def label_metrics(pairs: list[tuple[str, str]]) -> dict:
                             "recall": round(tp / actual, 4) if actual else None, "n": actual}
     n = len(pairs)
     correct = sum(1 for t, p in pairs if t == p)
+    lines_first = lines_first if lines_first is not None else [p == "crisis" for _, p in pairs]
+    crises = [first for (t, _), first in zip(pairs, lines_first) if t == "crisis"]
+    others = [first for (t, _), first in zip(pairs, lines_first) if t != "crisis"]
     return {
         "messages": n,
         "accuracy": round(correct / n, 4) if n else None,
-        "crisis_recall": per_label["crisis"]["recall"],
+        "crisis_recall": round(sum(crises) / len(crises), 4) if crises else None,
+        "crisis_label_recall": per_label["crisis"]["recall"],
+        "crisis_lines_to_others": round(sum(others) / len(others), 4) if others else None,
         "victim_as_evasion": confusion["victim"]["evasion"],
         "protected_as_evasion": sum(confusion[t]["evasion"] for t in ("victim", "threat", "relative", "crisis")),
-        "crisis_missed": sum(v for p, v in confusion["crisis"].items() if p != "crisis"),
+        "crisis_missed": sum(1 for first in crises if not first),
         "per_label": per_label,
         "confusion": {t: {p: c for p, c in row.items() if c} for t, row in confusion.items()},
     }
@@ -59,15 +66,19 @@ def judgement_block(answers, folder: Path) -> dict:
     if problems:
         raise KnowledgeError(problems)
     parts: dict[str, list[tuple[str, str]]] = {"tuning": [], "held_out": []}
+    firsts: dict[str, list[bool]] = {"tuning": [], "held_out": []}
     tuning_misses = []
     for message in messages:
-        got = answers.assess(normalise_query(message.text)).label
-        parts["held_out" if message.held_out else "tuning"].append((message.label, got))
+        assessment = answers.assess(normalise_query(message.text))
+        got = assessment.label
+        side = "held_out" if message.held_out else "tuning"
+        parts[side].append((message.label, got))
+        firsts[side].append(assessment.lines_first)
         if got != message.label and not message.held_out:
             tuning_misses.append({"text": message.text, "label": message.label, "got": got,
                                   "at": f"{message.file}:{message.line}"})
-    held_out = label_metrics(parts["held_out"])
-    tuning = label_metrics(parts["tuning"])
+    held_out = label_metrics(parts["held_out"], firsts["held_out"])
+    tuning = label_metrics(parts["tuning"], firsts["tuning"])
     return {
         "held_out": held_out,
         "tuning": {k: tuning[k] for k in ("messages", "accuracy", "crisis_recall", "victim_as_evasion")},

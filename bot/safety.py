@@ -12,6 +12,7 @@ import re
 from dataclasses import dataclass, field
 
 from bot.judgement import Judge, Judgement, Overrides
+from bot.textnorm import has_domain_word, parse_overdue
 
 THANKS = re.compile(r"^(好的|好|嗯|嗯嗯|ok|明白了|懂了|知道了)?[,，。. ]*(谢谢|多谢|感谢|谢了|谢啦|thanks?( you)?|thx|辛苦了)"
                     r"[你您啊呀了啦!！。.~～ ]*$")
@@ -28,6 +29,11 @@ VAGUE = re.compile(r"^(那|那我|那要|所以|然后|那现在|现在)?(我)?(
                    + _WHAT_NOW + r"?|花呗|借呗|催收)"
                    r"[了啊呀吗呢吧嘛,，。.!！?？~～ ]*$")
 _CONTENT = re.compile(r"[\w\u4e00-\u9fff]")
+# A routed reply (the threat reply, support first) replaces the answer to the question:
+# only when the model gives its label at least this probability.
+SURE = 0.5
+# Labels a shape check may replace; never crisis, threat, victim, evasion or relative.
+SHAPE_OVERRIDABLE = ("domain", "product", "smalltalk", "vague", "out_of_scope", "distress")
 
 
 @dataclass(frozen=True)
@@ -38,11 +44,21 @@ class Assessment:
     speaker: str | None = None  # "relative" | "identity_theft" | None (the borrower)
     rule: str | None = None
     certain: bool = True  # see Judgement.certain
+    crisis_risk: bool = False  # see Judgement.crisis_risk
     scores: dict[str, float] = field(default_factory=dict, compare=False)
 
     @property
     def crisis(self) -> bool:
         return self.label == "crisis"
+
+    def sure(self, label: str) -> bool:
+        """The model itself leans clearly to `label` (for replies that set the question aside)."""
+        return self.label == label and (self.rule is not None or self.scores.get(label, 1.0) >= SURE)
+
+    @property
+    def lines_first(self) -> bool:
+        """The reply starts with the crisis lines: a crisis, or a message at risk of being one."""
+        return self.crisis or self.crisis_risk
 
     @property
     def evasion(self) -> bool:
@@ -69,9 +85,20 @@ def assess(normalised: str, judge: Judge | None, vector, overrides: Overrides | 
         return Assessment(label="vague", empty=True)
     greeting = bool(GREETINGS.match(text.replace(" ", "")))
     judgement = judge.judge(text, vector(text)) if judge is not None else _without_model(text, greeting, overrides or Overrides())
-    return Assessment(label=judgement.label, greeting=greeting and judgement.label in ("smalltalk", "vague"),
+    label = judgement.label
+    if label in SHAPE_OVERRIDABLE:
+        # The shapes are exact: a whole message that is a greeting, thanks, "你是谁", or
+        # only "花呗逾期了怎么办" is what it looks like, whatever the model leaned to.
+        if greeting or THANKS.match(text) or WHO_ARE_YOU.match(text):
+            label = "smalltalk"
+        elif is_vague(text):
+            label = "vague"
+        elif label == "vague" and (parse_overdue(text) or has_domain_word(text)):
+            # "花呗逾期一个月了", "那芝麻分呢": specific enough to search for (or to read in context).
+            label = "domain"
+    return Assessment(label=label, greeting=greeting and label in ("smalltalk", "vague"),
                       speaker=judgement.speaker, rule=judgement.rule, certain=judgement.certain,
-                      scores=judgement.scores)
+                      crisis_risk=judgement.crisis_risk, scores=judgement.scores)
 
 
 def _without_model(text: str, greeting: bool, overrides: Overrides) -> Judgement:
@@ -80,6 +107,8 @@ def _without_model(text: str, greeting: bool, overrides: Overrides) -> Judgement
         return Judgement("crisis", rule="crisis")
     if overrides.match("identity_theft", text):
         return Judgement("victim", rule="identity_theft", speaker="identity_theft")
+    if overrides.match("evasion", text):
+        return Judgement("evasion", rule="evasion")
     if greeting or THANKS.match(text) or WHO_ARE_YOU.match(text):
         return Judgement("smalltalk", rule="shape")
     if is_vague(text):

@@ -23,17 +23,22 @@ log = logging.getLogger(__name__)
 
 MODEL_KIND = "linear"  # the better of the two on held-out messages (docs/judgement.md)
 # Bump when the features or the training change: the next ingest rebuilds the model.
-JUDGEMENT_FORMAT = "judgement-1"
+JUDGEMENT_FORMAT = "judgement-3"
 LINEAR_C = 1.0
 SCORE_TEMPERATURE = 4.0  # SVM scores to logits: softmax(4 * score) reads like a probability
 DENSE_SCALE = 1.0  # weight of the embedding view against the (L2-normalised) n-gram view
 FOLDS = 5
 # Cost-aware calibration (calibrate_offsets), on out-of-fold tuning predictions.
-# The smallest cost (of 5, 10, 15, 20, 25) at which >= 98.5% of tuning crises are caught
-# out-of-fold (bench/judgement_compare.py prints the held-out result).
-MISSED_CRISIS_COST = 10.0
+# The label: a missed crisis costs five ordinary mistakes, crisis lines shown to someone
+# who did not need them one (in real traffic crises are rare, so false alarms add up).
+# The crisis label itself is never raised by an offset: below the model's own call, the
+# crisis risk (CRISIS_LINES_TARGET) puts the lines first without replacing the answer.
+MISSED_CRISIS_COST = 5.0
 LECTURED_VICTIM_COST = 10.0
-NEEDLESS_CRISIS_COST = 0.5
+NEEDLESS_CRISIS_COST = 1.0
+# The crisis risk: a second, larger crisis offset, chosen so that this share of tuning
+# crises (out-of-fold) get the crisis lines first, as a crisis or as a risk.
+CRISIS_LINES_TARGET = 0.985
 PROTECTED_FROM_EVASION = ("victim", "threat", "relative", "crisis")
 OFFSET_STEP = 0.25
 OFFSET_LIMIT = 4.0
@@ -150,6 +155,8 @@ def calibrate_offsets(probabilities: np.ndarray, labels: np.ndarray) -> np.ndarr
     for _ in range(3):
         improved = False
         for label in range(len(LABELS)):
+            if label == INDEX["crisis"]:
+                continue  # a crisis label is the model's own call; the crisis risk catches the rest
             for value in sorted(grid, key=abs):
                 candidate = offsets.copy()
                 candidate[label] = value
@@ -158,7 +165,29 @@ def calibrate_offsets(probabilities: np.ndarray, labels: np.ndarray) -> np.ndarr
                     best, offsets, improved = score, candidate, True
         if not improved:
             break
+    # Then a hard line, not a cost: no victim, threat, relative or crisis taken for an evader.
+    evasion = INDEX["evasion"]
+    protected = np.isin(labels, [INDEX[label] for label in PROTECTED_FROM_EVASION])
+    while protected.any() and offsets[evasion] > -OFFSET_LIMIT \
+            and (np.argmax(logp + offsets, axis=1)[protected] == evasion).any():
+        offsets[evasion] -= OFFSET_STEP
     return offsets
+
+
+def calibrate_crisis_risk(probabilities: np.ndarray, labels: np.ndarray, offsets: np.ndarray) -> float:
+    """The smallest crisis offset (at least the label's) at which CRISIS_LINES_TARGET of the
+    tuning crises would be flagged out-of-fold."""
+    crisis = INDEX["crisis"]
+    is_crisis = labels == crisis
+    logp = np.log(np.maximum(probabilities, 1e-9))
+    value = float(offsets[crisis])
+    while is_crisis.any() and value < OFFSET_LIMIT:
+        candidate = offsets.copy()
+        candidate[crisis] = value
+        if (np.argmax(logp + candidate, axis=1)[is_crisis] == crisis).mean() >= CRISIS_LINES_TARGET:
+            break
+        value += OFFSET_STEP
+    return value
 
 
 def build_judge(messages: list[LabelledMessage], embedder, overrides: Overrides | None = None,
@@ -166,7 +195,9 @@ def build_judge(messages: list[LabelledMessage], embedder, overrides: Overrides 
     tuning = [m for m in messages if not m.held_out]
     vectors, ngrams, labels = featurise(tuning, embedder)
     model = FITTERS[kind](vectors, ngrams, labels)
-    offsets = calibrate_offsets(out_of_fold_probabilities(kind, vectors, ngrams, labels), labels)
-    log.info("judgement model=%s messages=%d offsets=%s", kind, len(tuning),
-             {LABELS[i]: o for i, o in enumerate(offsets) if o})
-    return Judge(model, offsets, overrides)
+    probabilities = out_of_fold_probabilities(kind, vectors, ngrams, labels)
+    offsets = calibrate_offsets(probabilities, labels)
+    risk = calibrate_crisis_risk(probabilities, labels, offsets)
+    log.info("judgement model=%s messages=%d offsets=%s crisis_risk_offset=%s", kind, len(tuning),
+             {LABELS[i]: float(o) for i, o in enumerate(offsets) if o}, risk)
+    return Judge(model, offsets, overrides, crisis_risk_offset=risk)

@@ -30,12 +30,30 @@ OVERRIDE_CASES = [
     ("identity_theft", "我用我老公的手机号注册了支付宝", False),
     ("identity_theft", "借呗是我自己借的 还不上了", False),
     ("identity_theft", "催收换号码给我打电话", False),
+    ("evasion", "怎么躲催收", True),
+    ("evasion", "我不想还了 有什么办法", True),
+    ("evasion", "教我怎么转移财产", True),
+    ("evasion", "how do I hide from debt collectors", True),
+    ("evasion", "催收换号码给我打电话怎么办", False),
+    ("evasion", "催收伪造律师函吓唬我", False),
+    ("evasion", "有人冒用我的身份借了花呗", False),
+    ("evasion", "不还会怎么样", False),
+    ("evasion", "催收骂我是老赖", False),
+    ("out_of_scope", "今天天气怎么样", True),
+    ("out_of_scope", "给我写首诗", True),
+    ("out_of_scope", "花呗逾期了还能买股票吗", True),  # matches; the domain word keeps it in scope
+    ("out_of_scope", "花呗逾期会怎么样", False),
 ]
 
 
 @pytest.mark.parametrize("override, message, expected", OVERRIDE_CASES)
 def test_override_rules_match_what_they_are_for_and_nothing_near_it(override, message, expected):
     assert LEXICON.overrides.match(override, normalise_query(message)) is expected
+
+
+def test_a_domain_word_keeps_a_message_in_scope(engine):
+    assert engine.answers.assess(normalise_query("花呗逾期了还能买股票吗")).label != "out_of_scope"
+    assert engine.answers.assess(normalise_query("今天天气怎么样")).label == "out_of_scope"
 
 
 def test_every_override_has_a_positive_and_a_negative_case():

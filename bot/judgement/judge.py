@@ -18,6 +18,7 @@ import numpy as np
 from bot.judgement.features import char_ngrams
 from bot.judgement.labels import INDEX, LABELS
 from bot.judgement.models import MODELS
+from bot.textnorm import has_domain_word
 
 
 @dataclass(frozen=True)
@@ -29,6 +30,9 @@ class Judgement:
     # False when only the cost-aware offsets made this the label (the model alone
     # preferred another): a possible crisis is asked about gently, not assumed.
     certain: bool = True
+    # Not labelled a crisis, but close enough that the crisis lines come first anyway
+    # (one line before the answer): the larger crisis offset calibrated at ingest flags it.
+    crisis_risk: bool = False
     scores: dict[str, float] = field(default_factory=dict, compare=False)
 
     @property
@@ -48,21 +52,42 @@ class Overrides:
         return bool(pattern and pattern.search(text))
 
 
+# The model's crisis label stands only at this probability; below it (and for any crisis
+# only the offsets made), the crisis risk puts the lines first instead.
+CRISIS_SURE = 0.5
+# Labels the distress words may replace: never crisis, threat, evasion or relative.
+DISTRESS_OVERRIDABLE = ("victim", "domain", "product", "vague", "smalltalk", "out_of_scope")
+
+
 class Judge:
-    def __init__(self, model, offsets: np.ndarray, overrides: Overrides | None = None) -> None:
+    def __init__(self, model, offsets: np.ndarray, overrides: Overrides | None = None,
+                 crisis_risk_offset: float | None = None) -> None:
         self.model = model
         self.offsets = np.asarray(offsets, dtype=np.float64)
         self.overrides = overrides or Overrides()
+        crisis = LABELS.index("crisis")
+        self.risk_offsets = self.offsets.copy()
+        if crisis_risk_offset is not None:
+            self.risk_offsets[crisis] = max(crisis_risk_offset, self.offsets[crisis])
 
     # --- decision -------------------------------------------------------------------
     def decide(self, probabilities: np.ndarray) -> int:
         return int(np.argmax(np.log(np.maximum(probabilities, 1e-9)) + self.offsets))
+
+    def at_risk(self, probabilities: np.ndarray) -> bool:
+        return LABELS[int(np.argmax(np.log(np.maximum(probabilities, 1e-9)) + self.risk_offsets))] == "crisis"
 
     def judge(self, normalised: str, vector: np.ndarray) -> Judgement:
         probabilities = self.model.probabilities(np.asarray(vector, dtype=np.float32), char_ngrams(normalised))
         scores = {label: round(float(p), 4) for label, p in zip(LABELS, probabilities)}
         label = LABELS[self.decide(probabilities)]
         certain = label == LABELS[int(np.argmax(probabilities))]
+        if label == "crisis" and (not certain or probabilities[LABELS.index("crisis")] < CRISIS_SURE):
+            # A crisis label is the model's own call; below it, the crisis risk puts the
+            # lines first and the message is answered as what it most likely is besides.
+            adjusted = np.log(np.maximum(probabilities, 1e-9)) + self.offsets
+            adjusted[LABELS.index("crisis")] = -np.inf
+            label, certain = LABELS[int(np.argmax(adjusted))], True
         rule = None
         text = normalised
         if self.overrides.match("crisis", text):
@@ -75,14 +100,23 @@ class Judge:
                 label, rule = "victim", rule or "identity_theft"
         elif label == "relative":
             speaker = "relative"
-        return Judgement(label, scores.get(label, 0.0), rule, speaker, certain, scores)
+        if label in DISTRESS_OVERRIDABLE and self.overrides.match("distress", text):
+            label, rule = "distress", "distress"
+        if label != "crisis" and speaker is None and self.overrides.match("evasion", text):
+            label, rule = "evasion", "evasion"
+        elif label != "crisis" and self.overrides.match("out_of_scope", text) and not has_domain_word(text):
+            label, rule = "out_of_scope", "out_of_scope"
+        elif label == "out_of_scope" and has_domain_word(text):
+            label = "product"  # names 花呗, 借呗, 征信...: about the product, not about something else
+        risk = label != "crisis" and self.at_risk(probabilities)
+        return Judgement(label, scores.get(label, 0.0), rule, speaker, certain, risk, scores)
 
     # --- persistence (published with each store version) ------------------------------
     def to_bytes(self) -> bytes:
         arrays = {f"model_{k}": v for k, v in self.model.to_arrays().items()}
         buffer = io.BytesIO()
         np.savez_compressed(buffer, kind=np.array(self.model.kind), labels=np.array(LABELS),
-                            offsets=self.offsets, **arrays)
+                            offsets=self.offsets, risk_offsets=self.risk_offsets, **arrays)
         return buffer.getvalue()
 
     @classmethod
@@ -94,7 +128,9 @@ class Judge:
             kind = str(arrays["kind"])
             model_arrays = {k[len("model_"):]: arrays[k] for k in arrays.files if k.startswith("model_")}
             model = MODELS[kind].from_arrays(model_arrays)
-            return cls(model, arrays["offsets"], overrides)
+            judge = cls(model, arrays["offsets"], overrides)
+            judge.risk_offsets = np.asarray(arrays["risk_offsets"], dtype=np.float64)
+            return judge
 
 
 def label_index(label: str) -> int:

@@ -1,0 +1,85 @@
+"""Answer, ask which of two entries is meant, or decline: a decision of its own.
+
+Made from evidence retrieval already has about its best matches: the dense and
+lexical legs' agreement, the match to the entry's own paraphrased questions
+rather than its answer text, the margin to the runner-up, and the judgement's
+label. A small logistic model over those features says how likely the top
+entry answers the question; it is fitted at ingest on the tuning part of the
+labelled question sets (ingest/answerability_build.py), and its thresholds are
+chosen there so that few questions get a confident answer to a different one.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+
+FEATURES = ("dense", "question_dense", "lexical_share", "both_legs_first", "score_margin", "dense_margin",
+            "product_label", "domain_label")
+
+
+def features(result, label: str, position: int = 0) -> list[float]:
+    """The evidence for hit `position` of a RetrievalResult answering the question."""
+    hits = result.hits
+    if len(hits) <= position:
+        return [0.0] * len(FEATURES)
+    hit = hits[position]
+    others = [h for i, h in enumerate(hits) if i != position]
+    best_lexical = max((h.lexical for h in hits), default=0.0) or 1.0
+    next_score = max((h.score for h in others), default=0.0)
+    next_dense = max((h.dense for h in others), default=0.0)
+    return [
+        hit.dense,
+        hit.question_dense,
+        hit.lexical / best_lexical,
+        1.0 if hit.dense_rank == 1 and hit.lexical_rank == 1 else 0.0,
+        (hit.score - next_score) / hit.score if hit.score else 0.0,
+        hit.dense - next_dense,
+        1.0 if label == "product" else 0.0,
+        1.0 if label == "domain" else 0.0,
+    ]
+
+
+@dataclass(frozen=True)
+class Decision:
+    action: str  # answer | clarify | decline
+    probability: float = 0.0
+    options: tuple = ()  # the two hits to choose between, for clarify
+
+
+@dataclass
+class Answerability:
+    weights: list[float]
+    bias: float
+    answer_at: float  # answer when the top entry is at least this likely to be right
+    clarify_at: float  # else offer the top two when each is at least this likely
+    fitted_on: dict = field(default_factory=dict)
+
+    def probability(self, values: list[float]) -> float:
+        z = self.bias + sum(w * x for w, x in zip(self.weights, values))
+        return 1.0 / (1.0 + math.exp(-max(min(z, 30.0), -30.0)))
+
+    def decide(self, result, label: str) -> Decision:
+        if not result.hits:
+            return Decision("decline")
+        top = self.probability(features(result, label, 0))
+        if top >= self.answer_at:
+            return Decision("answer", top)
+        if len(result.hits) > 1:
+            second = self.probability(features(result, label, 1))
+            if min(top, second) >= self.clarify_at and result.hits[1].unit.source_type == "faq":
+                return Decision("clarify", top, (result.hits[0], result.hits[1]))
+        return Decision("decline", top)
+
+    def to_bytes(self) -> bytes:
+        return json.dumps({"features": FEATURES, "weights": self.weights, "bias": self.bias,
+                           "answer_at": self.answer_at, "clarify_at": self.clarify_at,
+                           "fitted_on": self.fitted_on}, ensure_ascii=False).encode("utf-8")
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> "Answerability":
+        raw = json.loads(data.decode("utf-8"))
+        if tuple(raw["features"]) != FEATURES:
+            raise ValueError("answerability features differ from this program's: re-run ingest")
+        return cls(raw["weights"], raw["bias"], raw["answer_at"], raw["clarify_at"], raw.get("fitted_on", {}))
