@@ -15,7 +15,7 @@ import time
 from dataclasses import dataclass, field
 
 from bot import texts
-from bot.reply import Reply, Source
+from bot.reply import Reply
 from bot.retrieval import Hit, RetrievalResult, Retriever
 from bot.safety import Assessment, assess, is_domain
 from bot.settings import Settings
@@ -34,6 +34,23 @@ PRODUCT_USAGE = re.compile(r"继续用|还能用|能不能(继续)?用(吗|了)?
 STRONG_MATCH = 0.8
 # A second entry whose fused score is this close to the first gets a line of its own.
 RUNNER_UP_SCORE_RATIO = 0.97
+
+
+def closing_note(body: str, units: list) -> str:
+    """The closing line an answer gets from data, not from each entry's prose: the legal
+    disclaimer when the first entry is about law or fees, and hedged wording ("来自公开报道")
+    when any entry rests on a source the registry marks `secondary` (knowledge/sources.yaml).
+    Both together make one line."""
+    if not units:
+        return body
+    hedged = any(u.hedged for u in units)
+    if units[0].topic in DISCLAIMER_TOPICS and "不构成法律意见" not in body:
+        note = texts.ANSWER_DISCLAIMER_HEDGED if hedged else texts.ANSWER_DISCLAIMER
+    elif hedged and texts.HEDGED_NOTE not in body and texts.ANSWER_DISCLAIMER_HEDGED not in body:
+        note = texts.HEDGED_NOTE
+    else:
+        return body
+    return f"{body}\n\n{note}"
 
 
 @dataclass
@@ -96,7 +113,7 @@ class AnswerEngine:
         sources = []
         for unit in self.retriever.units.values():
             if unit.topic == CRISIS_TOPIC and all(n in unit.body for n in CRISIS_LINES):
-                sources.append(Source(unit.id, unit.display_title, 1.0, "；".join(unit.sources)))
+                sources.append(unit.as_source(1.0))
                 break
         reply = Reply(texts.CRISIS, "crisis", sources, list(texts.CRISIS_SUGGESTIONS), _ms(started))
         return Outcome(reply, assessment=Assessment(crisis=True))
@@ -183,7 +200,7 @@ class AnswerEngine:
             return self.decline(texts.EVASION_PREFACE.strip(), started, assessment, result)
         hit = Hit(unit=unit, score=1.0, dense=1.0)
         others = [h for h in result.hits if h.unit.id != unit.id]
-        body = texts.EVASION_PREFACE + unit.body
+        body = closing_note(texts.EVASION_PREFACE + unit.body, [unit])
         return self._reply_for(hit, body, others, started, assessment, result)
 
     def _compose(self, result: RetrievalResult, slots: Slots, started: float,
@@ -204,8 +221,7 @@ class AnswerEngine:
             # line what the second adds, so a near miss still reaches the person.
             body = f"{body}\n\n" + texts.ALSO_RELEVANT.format(title=runner_up.unit.title,
                                                                first_line=first_line(runner_up.unit.body))
-        if unit.topic in DISCLAIMER_TOPICS and "不构成法律意见" not in body:
-            body = f"{body}\n\n{texts.ANSWER_DISCLAIMER}"
+        body = closing_note(body, [unit] + ([runner_up.unit] if runner_up else []))
         others = [h for h in result.hits[1:] if h is not runner_up]
         return self._reply_for(top, body, others, started, assessment, result,
                                also=[runner_up] if runner_up else [])
@@ -225,8 +241,7 @@ class AnswerEngine:
 
     def _reply_for(self, hit: Hit, body: str, others: list[Hit], started: float,
                    assessment: Assessment, result: RetrievalResult, also: list[Hit] = ()) -> Outcome:
-        sources = [Source(h.unit.id, h.unit.display_title, round(h.dense, 4), "；".join(h.unit.sources))
-                   for h in [hit, *also]]
+        sources = [h.unit.as_source(round(h.dense, 4)) for h in [hit, *also]]
         reply = Reply(body.strip(), "answer", sources, self.suggestions(hit, others), _ms(started))
         return Outcome(reply, topic=hit.unit.id, retrieval=result, assessment=assessment)
 

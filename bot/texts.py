@@ -43,6 +43,11 @@ RESET = "好的，我们重新开始。之前的对话内容不会再影响回�
 FORGET = "已删除我为这段对话保存的全部信息。之后如果再来问，我们会从头开始。"
 
 ANSWER_DISCLAIMER = "以上为一般信息，不构成法律意见；具体金额和规则以平台账单页和官方渠道为准。"
+# Added by data, not by each answer's prose: when an entry rests on a source that the
+# registry (knowledge/sources.yaml) marks `secondary` (news, reposts, Q&A pages).
+HEDGED_NOTE = "以上部分内容来自公开报道或网上公开资料，具体以平台和官方渠道的答复为准。"
+ANSWER_DISCLAIMER_HEDGED = ("以上为一般信息，部分内容来自公开报道或网上公开资料，不构成法律意见；"
+                            "具体金额和规则以平台账单页和官方渠道为准。")
 
 COMMAND_HELP = (
     "我可以帮你了解欠款逾期后的情况：催收会怎么进行、怎么协商还款、征信影响、逾期费用、"

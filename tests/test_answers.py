@@ -157,3 +157,28 @@ def test_a_close_second_entry_gets_one_line_and_its_own_source(fresh_engine):
     ids = [s.id for s in reply.sources]
     assert len(ids) == 2 and set(ids) == {"scams-debt-agents", "fees-extra-charges"}
     assert reply.text.count("另外，关于") == 1
+
+
+def test_sources_show_their_documents_and_a_secondary_source_hedges_the_answer(fresh_engine):
+    """The registry (knowledge/sources.yaml) decides the source line and the hedging, not the prose."""
+    confirmed = ask(fresh_engine, "征信上的逾期记录要多少年才消")
+    source = confirmed.sources[0]
+    assert source.id == "credit-retention" and not source.hedged
+    assert "《征信业管理条例》（国务院，2013-01-21）" in source.basis
+    assert all(ref.confidence == "confirmed" for ref in source.refs)
+    assert texts.HEDGED_NOTE not in confirmed.text and texts.ANSWER_DISCLAIMER_HEDGED not in confirmed.text
+
+    reported = ask(fresh_engine, "逾期一个月会怎么催收")
+    source = reported.sources[0]
+    assert source.hedged and any(ref.confidence == "secondary" for ref in source.refs)
+    assert "公开资料" in source.basis
+    assert reported.text.endswith(texts.HEDGED_NOTE)
+    data = reported.to_json()["sources"][0]  # the Reply contract keeps id/title/score/basis and gains refs
+    assert {"id", "title", "score", "basis", "refs", "hedged"} <= set(data)
+    assert {"id", "title", "publisher", "date", "confidence", "url"} <= set(data["refs"][0])
+
+
+def test_a_legal_answer_on_a_secondary_source_gets_one_combined_closing_line(fresh_engine):
+    reply = ask(fresh_engine, "花呗逾期会被起诉吗")
+    assert reply.sources[0].hedged
+    assert reply.text.count("不构成法律意见") == 1 and reply.text.endswith(texts.ANSWER_DISCLAIMER_HEDGED)
