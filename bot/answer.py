@@ -25,7 +25,8 @@ log = logging.getLogger(__name__)
 
 EVASION_ENTRY = "evasion-consequences"
 CRISIS_TOPIC = "心理支持"
-CRISIS_LINES = ("12356", "800-810-1117")
+# The crisis entry is the 心理支持 entry that lists these lines (knowledge/faq/wellbeing.yaml).
+CRISIS_LINES = ("12356", "010-82951332")
 SUPPORT_QUERY = "逾期了很焦虑 压力很大 想找人聊聊"
 DISCLAIMER_TOPICS = {"利息费用", "法律诉讼"}
 PRODUCT_USAGE = re.compile(r"继续用|还能用|能不能(继续)?用(吗|了)?\s*$|能用吗|开通|额度|提额|提前还|还款日|账单日|"
