@@ -19,6 +19,9 @@ CRISIS_PATTERNS = [
     r"结束(我的|自己的)?生命", r"结束自己", r"结束一切", r"了结(自己|一切)", r"离开这个世界", r"撑不下去",
     r"生无可恋", r"遗书", r"不想(再)?醒(来|过来)", r"解脱了吧", r"以死", r"去死", r"一死了之", r"如果我不在了",
     r"我(要是|如果)?(死了|不在了).{0,8}(债|钱|欠款)", r"活着(好|太|真|很)累", r"(今晚|今天)就结束",
+    # Asking what happens to the debt if *I* die is a warning sign, not an inheritance question
+    # (the heirs entry answers "我爸走了，他的网贷要我还吗").
+    r"我(要是|如果)?(死了|不在了|走了).{0,10}(贷|花呗|借呗|还)", r"(如果|要是|假如)我(走了|死了|没了)",
     r"药.{0,6}(准备好|攒够|吃下去)", r"不想再(活|撑)",
     r"kill myself", r"suicid", r"end (it all|my life)", r"want to die", r"self[- ]?harm", r"hurt myself",
     r"don'?t want to live",
