@@ -31,6 +31,13 @@ SUPPORT_QUERY = "逾期了很焦虑 压力很大 想找人聊聊"
 DISCLAIMER_TOPICS = {"利息费用", "法律诉讼"}
 PRODUCT_USAGE = re.compile(r"继续用|还能用|能不能(继续)?用(吗|了)?\s*$|能用吗|开通|额度|提额|提前还|还款日|账单日|"
                            r"怎么查|在哪查|查询征信|注销花呗|解冻|冻结")
+# Entries written for the product questions borrowers in trouble ask ("还清后还能用吗",
+# "额度会恢复吗", "最低还款算逾期吗") carry this tag: they answer such a question, below
+# STRONG_MATCH too, when the message is about repaying or a debt, which "花呗额度怎么提高"
+# and "怎么开通花呗" are not (those stay declined: nothing here covers them).
+USAGE_ENTRY_TAG = "使用问题"
+REPAYMENT_CONTEXT = re.compile(r"还清|还完|还了|还上|结清|还款|扣款|扣了|扣走|被扣|降|关了|被关|关闭|限制|恢复|最低还|"
+                               r"截止|几点|小时|显示|征信|芝麻|信用报告")
 # A match this close to an entry's own wording is trusted without further checks.
 STRONG_MATCH = 0.8
 # A second entry whose fused score is this close to the first gets a line of its own.
@@ -98,16 +105,24 @@ class AnswerEngine:
             return False
         threshold = self.settings.relevance_threshold
         if (not has_problem_word(result.normalised) or PRODUCT_USAGE.search(result.normalised)) \
-                and top.dense < STRONG_MATCH:
+                and top.dense < STRONG_MATCH and not self._usage_entry_fits(result):
             # About using a product rather than trouble with a debt ("花呗额度怎么提高",
-            # "逾期了还能继续用吗"): the knowledge base does not cover it, however
-            # similar it sounds, unless an entry asks nearly the same question.
+            # "怎么开通花呗"): the knowledge base does not cover it, however similar it
+            # sounds, unless an entry asks nearly the same question.
             return False
         if top.dense >= threshold:
             return True
         # A weaker dense match is still trusted when the keyword leg agrees strongly
         # on the same entry (exact terms such as 95188 or 征信 matter).
         return top.dense >= threshold - 0.1 and (top.lexical_rank == 1 or is_domain(result.normalised))
+
+    @staticmethod
+    def _usage_entry_fits(result: RetrievalResult) -> bool:
+        """The top entry was written for this kind of product question, and the message is
+        about repaying or a debt: answer it (the entry says what is known and where to ask)."""
+        normalised = result.normalised
+        return (USAGE_ENTRY_TAG in result.top.unit.tags
+                and (has_problem_word(normalised) or bool(REPAYMENT_CONTEXT.search(normalised))))
 
     # --- replies --------------------------------------------------------------------
     def crisis(self, started: float) -> Outcome:
@@ -131,13 +146,16 @@ class AnswerEngine:
 
     def respond(self, message: str, *, query: str | None = None, slots: Slots | None = None,
                 started: float | None = None, in_context: bool = False, avoid: str | None = None,
-                prefer_tag: str | None = None) -> Outcome:
+                prefer_tag: str | None = None, stage_asked: bool = False) -> Outcome:
         """Answer `message`. `query` (default: the message) is what retrieval searches,
         which lets the dialogue add the conversation's topic to an elliptical follow-up
         (`in_context`: a vague message is then answered, not questioned back). `avoid`:
         an entry to pass over when another one is also a good match (the one just shown).
         `prefer_tag`: among good matches of the same topic, the entry tagged so comes
-        first (the knowledge base tags collection stages: 逾期初期, 逾期一个月, 长期逾期)."""
+        first (the knowledge base tags collection stages: 逾期初期, 逾期一个月, 长期逾期).
+        `stage_asked`: the message is only the situation or asks what the stage brings
+        ("花呗逾期十天了"): the stage entry comes first even when another topic matched better
+        (a fee or credit entry that mentions days overdue)."""
         started = started if started is not None else time.perf_counter()
         message = clean_user_text(message)
         if len(message) > self.settings.max_message_chars:
@@ -176,13 +194,14 @@ class AnswerEngine:
         if prefer_tag and prefer_tag not in result.top.unit.tags:
             top = result.top
             tagged = next((h for h in result.hits[1:5] if prefer_tag in h.unit.tags
-                           and h.unit.topic == top.unit.topic
+                           and (h.unit.topic == top.unit.topic or stage_asked)
                            and h.dense >= self.settings.relevance_threshold), None)
-            if tagged is None and any(t in top.unit.tags for t in STAGE_TAGS):
+            if tagged is None and (stage_asked or any(t in top.unit.tags for t in STAGE_TAGS)):
                 # The match is a stage entry, but for another stage than the one the
-                # person is in: take that stage's entry, standing in at the same strength.
+                # person is in (or the person asked about their stage): take that stage's
+                # entry, standing in at the same strength.
                 unit = next((u for u in self.retriever.units.values()
-                             if u.topic == top.unit.topic and prefer_tag in u.tags), None)
+                             if (u.topic == top.unit.topic or stage_asked) and prefer_tag in u.tags), None)
                 tagged = Hit(unit=unit, score=top.score, dense=top.dense) if unit else None
             if tagged is not None:
                 result.promote(tagged)
