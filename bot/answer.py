@@ -25,10 +25,34 @@ log = logging.getLogger(__name__)
 
 PRODUCT_USAGE = re.compile(r"继续用|还能用|能不能(继续)?用(吗|了)?\s*$|能用吗|开通|额度|提额|提前还|还款日|账单日|"
                            r"怎么查|在哪查|查询征信|注销花呗|解冻|冻结")
+# Entries written for the product questions borrowers in trouble ask ("还清后还能用吗",
+# "额度会恢复吗", "最低还款算逾期吗") carry this tag: they answer such a question, below
+# STRONG_MATCH too, when the message is about repaying or a debt, which "花呗额度怎么提高"
+# and "怎么开通花呗" are not (those stay declined: nothing here covers them).
+USAGE_ENTRY_TAG = "使用问题"
+REPAYMENT_CONTEXT = re.compile(r"还清|还完|还了|还上|结清|还款|扣款|扣了|扣走|被扣|降|关了|被关|关闭|限制|恢复|最低还|"
+                               r"截止|几点|小时|显示|征信|芝麻|信用报告")
 # A match this close to an entry's own wording is trusted without further checks.
 STRONG_MATCH = 0.8
 # A second entry whose fused score is this close to the first gets a line of its own.
 RUNNER_UP_SCORE_RATIO = 0.97
+
+
+def closing_note(body: str, units: list, disclaimer_topics=()) -> str:
+    """The closing line an answer gets from data, not from each entry's prose: the legal
+    disclaimer when the first entry is about law or fees, and hedged wording ("来自公开报道")
+    when any entry rests on a source the registry marks `secondary` (knowledge/sources.yaml).
+    Both together make one line."""
+    if not units:
+        return body
+    hedged = any(u.hedged for u in units)
+    if units[0].topic in disclaimer_topics and "不构成法律意见" not in body:
+        note = texts.ANSWER_DISCLAIMER_HEDGED if hedged else texts.ANSWER_DISCLAIMER
+    elif hedged and texts.HEDGED_NOTE not in body and texts.ANSWER_DISCLAIMER_HEDGED not in body:
+        note = texts.HEDGED_NOTE
+    else:
+        return body
+    return f"{body}\n\n{note}"
 
 
 @dataclass
@@ -79,16 +103,24 @@ class AnswerEngine:
             return False
         threshold = self.settings.relevance_threshold
         if (not has_problem_word(result.normalised) or PRODUCT_USAGE.search(result.normalised)) \
-                and top.dense < STRONG_MATCH:
+                and top.dense < STRONG_MATCH and not self._usage_entry_fits(result):
             # About using a product rather than trouble with a debt ("花呗额度怎么提高",
-            # "逾期了还能继续用吗"): the knowledge base does not cover it, however
-            # similar it sounds, unless an entry asks nearly the same question.
+            # "怎么开通花呗"): the knowledge base does not cover it, however similar it
+            # sounds, unless an entry asks nearly the same question.
             return False
         if top.dense >= threshold:
             return True
         # A weaker dense match is still trusted when the keyword leg agrees strongly
         # on the same entry (exact terms such as 95188 or 征信 matter).
         return top.dense >= threshold - 0.1 and (top.lexical_rank == 1 or has_domain_word(result.normalised))
+
+    @staticmethod
+    def _usage_entry_fits(result: RetrievalResult) -> bool:
+        """The top entry was written for this kind of product question, and the message is
+        about repaying or a debt: answer it (the entry says what is known and where to ask)."""
+        normalised = result.normalised
+        return (USAGE_ENTRY_TAG in result.top.unit.tags
+                and (has_problem_word(normalised) or bool(REPAYMENT_CONTEXT.search(normalised))))
 
     # --- replies --------------------------------------------------------------------
     @property
@@ -136,13 +168,16 @@ class AnswerEngine:
 
     def respond(self, message: str, *, query: str | None = None, slots: Slots | None = None,
                 started: float | None = None, in_context: bool = False, avoid: str | None = None,
-                prefer_tag: str | None = None) -> Outcome:
+                prefer_tag: str | None = None, stage_asked: bool = False) -> Outcome:
         """Answer `message`. `query` (default: the message) is what retrieval searches,
         which lets the dialogue add the conversation's topic to an elliptical follow-up
         (`in_context`: a vague message is then answered, not questioned back). `avoid`:
         an entry to pass over when another one is also a good match (the one just shown).
         `prefer_tag`: among good matches of the same topic, the entry tagged so comes
-        first (the knowledge base tags collection stages: 逾期初期, 逾期一个月, 长期逾期)."""
+        first (the knowledge base tags collection stages: 逾期初期, 逾期一个月, 长期逾期).
+        `stage_asked`: the message is only the situation or asks what the stage brings
+        ("花呗逾期十天了"): the stage entry comes first even when another topic matched better
+        (a fee or credit entry that mentions days overdue)."""
         started = started if started is not None else time.perf_counter()
         message = clean_user_text(message)
         if len(message) > self.settings.max_message_chars:
@@ -150,7 +185,7 @@ class AnswerEngine:
         normalised = normalise_query(message)
         assessment = self.assess(normalised)
         outcome = self._respond(message, normalised, assessment, query, slots, started, in_context, avoid,
-                                prefer_tag)
+                                prefer_tag, stage_asked)
         if outcome.assessment.crisis_risk and outcome.reply.kind != "crisis":
             # Maybe a crisis, said so indirectly that the judgement is not sure: the crisis
             # lines come first, in one line, and the reply goes on as it would.
@@ -162,7 +197,7 @@ class AnswerEngine:
 
     def _respond(self, message: str, normalised: str, assessment: Assessment, query: str | None,
                  slots: Slots | None, started: float, in_context: bool, avoid: str | None,
-                 prefer_tag: str | None) -> Outcome:
+                 prefer_tag: str | None, stage_asked: bool) -> Outcome:
         if assessment.crisis and assessment.rule != "crisis":
             # The model's crisis on a message asked nearly in an entry's own words is more
             # likely a question: the crisis lines come first, in one line, then its answer.
@@ -237,13 +272,14 @@ class AnswerEngine:
         if prefer_tag and prefer_tag not in result.top.unit.tags:
             top = result.top
             tagged = next((h for h in result.hits[1:5] if prefer_tag in h.unit.tags
-                           and h.unit.topic == top.unit.topic
+                           and (h.unit.topic == top.unit.topic or stage_asked)
                            and h.dense >= self.settings.relevance_threshold), None)
-            if tagged is None and any(t in top.unit.tags for t in STAGE_TAGS):
+            if tagged is None and (stage_asked or any(t in top.unit.tags for t in STAGE_TAGS)):
                 # The match is a stage entry, but for another stage than the one the
-                # person is in: take that stage's entry, standing in at the same strength.
+                # person is in (or the person asked about their stage): take that stage's
+                # entry, standing in at the same strength.
                 unit = next((u for u in self.retriever.units.values()
-                             if u.topic == top.unit.topic and prefer_tag in u.tags), None)
+                             if (u.topic == top.unit.topic or stage_asked) and prefer_tag in u.tags), None)
                 tagged = Hit(unit=unit, score=top.score, dense=top.dense) if unit else None
             if tagged is not None:
                 result.promote(tagged)
@@ -276,7 +312,8 @@ class AnswerEngine:
             return self.decline((preface or texts.DECLINE_NOT_IN_KNOWLEDGE).strip(), started, assessment, result)
         hit = next((h for h in result.hits if h.unit.id == unit.id), None) or Hit(unit=unit, score=1.0, dense=1.0)
         others = [h for h in result.hits if h.unit.id != unit.id and h.unit.id != self.lexicon.route("evasion")]
-        outcome = self._reply_for(hit, preface + unit.body, others, started, assessment, result)
+        body = closing_note(preface + unit.body, [unit], self.lexicon.topics_of("disclaimer"))
+        outcome = self._reply_for(hit, body, others, started, assessment, result)
         outcome.routed = True
         return outcome
 
@@ -298,8 +335,8 @@ class AnswerEngine:
             # line what the second adds, so a near miss still reaches the person.
             body = f"{body}\n\n" + texts.ALSO_RELEVANT.format(title=runner_up.unit.title,
                                                                first_line=first_line(runner_up.unit.body))
-        if unit.topic in self.lexicon.topics_of("disclaimer") and "不构成法律意见" not in body:
-            body = f"{body}\n\n{texts.ANSWER_DISCLAIMER}"
+        body = closing_note(body, [unit] + ([runner_up.unit] if runner_up else []),
+                            self.lexicon.topics_of("disclaimer"))
         others = [h for h in result.hits[1:] if h is not runner_up]
         return self._reply_for(top, body, others, started, assessment, result,
                                also=[runner_up] if runner_up else [])
@@ -365,7 +402,7 @@ def slot_prefix(slots: Slots, topic: str) -> tuple[str, str]:
 
 
 def _source(unit: Unit, score: float) -> Source:
-    return Source(unit.id, unit.display_title, round(score, 4), "；".join(unit.sources))
+    return unit.as_source(round(score, 4))
 
 
 def first_line(text: str) -> str:

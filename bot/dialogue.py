@@ -49,6 +49,8 @@ STAGE_OPTIONS = ["刚逾期几天", "逾期一个月左右", "逾期三个月以
 STAGE_QUESTION = "逾期多久了？不同阶段的催收方式不太一样，我按你的情况说。"
 GENERIC_OVERDUE_QUESTION = re.compile(
     r"(逾期|没还|晚还|还不上)了?(以后|之后|后)?.{0,4}(会怎么样|会怎样|怎么样|会怎么催收|怎么催收|会被怎么催|有什么后果|后果是什么|会发生什么)")
+# "判决生效了还不上会怎么样" is about the court stage, not about how collection unfolds.
+COURT_STAGE = re.compile(r"判决|判了|起诉|开庭|执行|官司|法院|诉讼|失信|限高|时效")
 
 
 def product_in(text: str) -> str | None:
@@ -81,6 +83,16 @@ def problem_focus(normalised: str) -> str | None:
     if len(_CJK.findall(rest)) < 3 or not has_problem_word(rest) or ABOUT_THE_STAGE.search(rest):
         return None  # nothing else asked, or it asks what this stage brings
     return rest
+
+
+def asks_about_stage(normalised: str) -> bool:
+    """The message is only the situation ("花呗逾期十天了"), or asks what this stage brings
+    ("借呗逾期三个月了会怎么样"): the entry for that stage answers it, whatever else is near."""
+    match = SITUATION.search(normalised)
+    if not match:
+        return False
+    rest = _PUNCT.sub(" ", (normalised[:match.start()] + " " + normalised[match.end():])).strip()
+    return len(_CJK.findall(rest)) < 3 or bool(ABOUT_THE_STAGE.search(rest))
 
 
 @dataclass
@@ -181,9 +193,11 @@ class DialogueEngine:
         focus, overdue = problem_focus(normalised), parse_overdue(normalised)
         query = self._standalone_query(normalised, focus, overdue, slots)
         # "花呗逾期十天了(会怎么样)": the entry for that stage, when the match is about stages at all
-        # (the preference only ever swaps one stage entry for another).
+        # (one stage entry is swapped for another), or when the message only states the stage
+        # or asks what it brings (then the stage entry wins over a fee or credit entry).
         prefer = stage_tag(overdue[1]) if overdue else None
-        outcome = answers.respond(message, query=query, slots=slots, started=started, prefer_tag=prefer)
+        outcome = answers.respond(message, query=query, slots=slots, started=started, prefer_tag=prefer,
+                                  stage_asked=bool(overdue) and asks_about_stage(normalised))
         if (topic_unit is not None and outcome.reply.kind in ("decline", "clarify")
                 and not ((outcome.assessment.out_of_scope and outcome.assessment.rule == "out_of_scope")
                          or outcome.assessment.empty
@@ -245,7 +259,7 @@ class DialogueEngine:
         generic "what happens when overdue" question, with no stage known yet."""
         if state.slots.overdue or state.pending:
             return False
-        return bool(GENERIC_OVERDUE_QUESTION.search(normalised))
+        return bool(GENERIC_OVERDUE_QUESTION.search(normalised)) and not COURT_STAGE.search(normalised)
 
     @staticmethod
     def _remember(state: ConversationState, outcome: Outcome) -> None:

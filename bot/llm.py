@@ -42,8 +42,8 @@ from langchain_core.output_parsers import StrOutputParser
 from langchain_core.prompts import ChatPromptTemplate
 
 from bot import texts
-from bot.answer import Outcome, Slots
-from bot.reply import Reply, Source
+from bot.answer import Outcome, Slots, closing_note
+from bot.reply import Reply
 from bot.retrieval import Hit
 from bot.settings import ConfigurationError, Settings
 from bot.textnorm import chinese_number
@@ -155,8 +155,8 @@ def context_blocks(hits: list[Hit]) -> list[str]:
         if len(body) > MAX_CONTEXT_CHARS:
             body = (hit.best_chunk.strip() or body)[:MAX_CONTEXT_CHARS]
         lines = [f"[{n}] 标题：{unit.display_title}", body]
-        if unit.sources:
-            lines.append("依据：" + "；".join(unit.sources))
+        if unit.basis:
+            lines.append("依据：" + unit.basis)
         blocks.append("\n".join(lines))
     return blocks
 
@@ -449,12 +449,15 @@ class LLMGenerator:
         for n in checked.cited:
             hit = hits[n - 1]
             unit = hit.unit
-            sources.append(Source(unit.id, unit.display_title, round(hit.dense, 4), "；".join(unit.sources)))
+            sources.append(unit.as_source(round(hit.dense, 4)))
         text = checked.text
         # The composed answer carries the disclaimer where its topic needs one (the lexicon's
-        # disclaimer topics); the model's answer keeps it.
-        if texts.ANSWER_DISCLAIMER in fallback.reply.text and texts.ANSWER_DISCLAIMER not in text:
-            text = f"{text}\n\n{texts.ANSWER_DISCLAIMER}"
+        # disclaimer topics); the model's answer keeps it, and is hedged by the same data.
+        top = hits[0].unit
+        disclaimer = (top.topic,) if texts.ANSWER_DISCLAIMER in fallback.reply.text \
+            or texts.ANSWER_DISCLAIMER_HEDGED in fallback.reply.text else ()
+        text = closing_note(text, [top] + [hits[n - 1].unit for n in checked.cited if hits[n - 1].unit is not top],
+                            disclaimer)
         latency = fallback.reply.latency_ms + (time.perf_counter() - started) * 1000.0
         reply = Reply(text, "answer", sources, list(fallback.reply.suggestions), latency)
         return Outcome(reply, topic=fallback.topic, retrieval=fallback.retrieval, assessment=fallback.assessment)

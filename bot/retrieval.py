@@ -8,6 +8,7 @@ search reopens the collection and rebuilds the keyword index.
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 import threading
@@ -19,6 +20,7 @@ import numpy as np
 from bot.embeddings import Embedder, get_embedder
 from bot.judgement import Judge
 from bot.lexicon import Lexicon
+from bot.reply import Source, SourceRef, basis_text
 from bot.settings import Settings
 from bot.store import KnowledgeStore, Manifest, check_embedding_model
 from bot.textnorm import init_tokenizer, keyword_expansion, lexical_tokens, normalise_query
@@ -45,10 +47,32 @@ class Unit:
     related: tuple[str, ...]
     questions: tuple[str, ...]
     tags: tuple[str, ...] = ()
+    # The registry documents `sources` names (empty for a store built before the registry).
+    source_refs: tuple[SourceRef, ...] = ()
 
     @property
     def display_title(self) -> str:
         return f"{self.title}·{self.heading}" if self.heading else self.title
+
+    @property
+    def basis(self) -> str:
+        return basis_text(self.source_refs, self.sources)
+
+    @property
+    def hedged(self) -> bool:
+        """Rests on at least one secondary source: the answer must be worded as reported."""
+        return any(ref.secondary for ref in self.source_refs)
+
+    def as_source(self, score: float) -> Source:
+        return Source(self.id, self.display_title, score, self.basis, self.source_refs, self.hedged)
+
+
+def _source_refs(meta: dict) -> tuple[SourceRef, ...]:
+    try:
+        raw = json.loads(meta.get("source_refs") or "[]")
+    except ValueError:
+        return ()
+    return tuple(SourceRef.from_dict(r) for r in raw if isinstance(r, dict))
 
 
 @dataclass
@@ -146,6 +170,7 @@ class _Index:
                 related=tuple(r for r in meta.get("related", "").split(",") if r),
                 questions=tuple(q for _, q in sorted(questions.get(uid, []))),
                 tags=tuple(t for t in meta.get("tags", "").split(",") if t),
+                source_refs=_source_refs(meta),
             )
         # The keyword leg indexes whole units (title, every paraphrased question,
         # answer): a user's words may be spread over several of them.

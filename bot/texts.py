@@ -3,9 +3,10 @@ the only phone numbers here are the crisis lines, which must be shown even if th
 store is unavailable, and a test checks each appears in the knowledge base."""
 
 CRISIS_LINES = (
-    "- 全国心理援助热线：12356\n"
-    "- 北京心理危机研究与干预中心：800-810-1117（免费）\n"
-    "- 如果你正处在危险中，请马上拨打 110。"
+    "- 全国心理援助热线：12356（各地接听时间不同，暂时没人接就打下面的号码）\n"
+    "- 北京心理危机研究与干预中心：010-82951332（据报道24小时有人接听）；"
+    "免费热线 800-810-1117（资料较早，手机可能打不通）\n"
+    "- 如果你正处在危险中，请马上拨打 110 或 120。"
 )
 CRISIS = (
     "听到你这么说，我很担心你。你现在的安全，比任何一笔欠款都重要。\n\n"
@@ -61,6 +62,11 @@ RESET = "好的，我们重新开始。之前的对话内容不会再影响回�
 FORGET = "已删除我为这段对话保存的全部信息。之后如果再来问，我们会从头开始。"
 
 ANSWER_DISCLAIMER = "以上为一般信息，不构成法律意见；具体金额和规则以平台账单页和官方渠道为准。"
+# Added by data, not by each answer's prose: when an entry rests on a source that the
+# registry (knowledge/sources.yaml) marks `secondary` (news, reposts, Q&A pages).
+HEDGED_NOTE = "以上部分内容来自公开报道或网上公开资料，具体以平台和官方渠道的答复为准。"
+ANSWER_DISCLAIMER_HEDGED = ("以上为一般信息，部分内容来自公开报道或网上公开资料，不构成法律意见；"
+                            "具体金额和规则以平台账单页和官方渠道为准。")
 
 COMMAND_HELP = (
     "我可以帮你了解欠款逾期后的情况：催收会怎么进行、怎么协商还款、征信影响、逾期费用、"

@@ -9,6 +9,7 @@ never split mid-sentence, with the section heading kept as metadata.
 from __future__ import annotations
 
 import hashlib
+import json
 from dataclasses import dataclass
 
 from ingest.cleaning import split_sentences
@@ -48,6 +49,9 @@ def _unit_metadata(unit: KnowledgeUnit) -> dict:
         "topic": unit.topic,
         "tags": ",".join(unit.tags),
         "sources": "\n".join(unit.sources),
+        # The registry records behind `sources` (title, publisher, date, confidence, url):
+        # what the bot shows as the source line and what decides hedged wording.
+        "source_refs": json.dumps([r.shown() for r in unit.source_refs], ensure_ascii=False),
         "related": ",".join(unit.related),
         "reviewed": unit.reviewed,
         "file": unit.source_path or unit.file,

@@ -23,6 +23,11 @@ from ingest.yamlfile import node_line as _node_line, scalar_text as _scalar_text
 FAQ_FIELDS_REQUIRED = ("id", "title", "topic", "questions", "answer", "sources", "reviewed")
 FAQ_FIELDS_OPTIONAL = ("tags", "related")
 ID_PATTERN = re.compile(r"^[a-z0-9][a-z0-9-]{1,80}$")
+# The source registry: every document an entry may cite, once (knowledge/sources.yaml).
+SOURCES_FILE = "sources.yaml"
+SOURCE_FIELDS_REQUIRED = ("id", "title", "publisher", "date", "confidence")
+SOURCE_FIELDS_OPTIONAL = ("url", "note")
+CONFIDENCE_LEVELS = ("confirmed", "secondary")
 
 
 @dataclass(frozen=True)
@@ -39,9 +44,11 @@ class KnowledgeUnit:
     heading: str = ""
     questions: tuple[str, ...] = ()
     tags: tuple[str, ...] = ()
-    sources: tuple[str, ...] = ()
+    sources: tuple[str, ...] = ()  # source registry ids
     related: tuple[str, ...] = ()
     reviewed: str = ""
+    # The registry records `sources` names, resolved by load_knowledge().
+    source_refs: tuple["SourceRecord", ...] = ()
     # The file relative to the knowledge folder ("faq/collection.yaml"): unlike
     # `file` (shown to the operator, relative to the working directory) it does
     # not depend on where ingest runs from, so it is what identifies the unit.
@@ -56,7 +63,27 @@ class KnowledgeUnit:
                       "tags", "sources", "related", "reviewed")
         }
         payload["file"] = self.source_path or self.file
+        if self.source_refs:  # a registry edit (a corrected title or date) updates the unit
+            payload["source_refs"] = [r.shown() for r in self.source_refs]
         return hashlib.sha1(json.dumps(payload, ensure_ascii=False, sort_keys=True).encode()).hexdigest()[:16]
+
+
+@dataclass(frozen=True)
+class SourceRecord:
+    """One document in the source registry."""
+
+    id: str
+    title: str
+    publisher: str
+    date: str
+    confidence: str  # confirmed | secondary
+    url: str = ""
+    line: int = 0
+
+    def shown(self) -> dict:
+        """What the bot receives (and shows) about the source: everything but the line."""
+        return {"id": self.id, "title": self.title, "publisher": self.publisher, "date": self.date,
+                "confidence": self.confidence, "url": self.url}
 
 
 # --------------------------------------------------------------------------- FAQ
@@ -141,10 +168,15 @@ def load_faq_file(path: Path, display: str) -> tuple[list[KnowledgeUnit], list[P
         problems.extend(entry_problems)
         if entry_problems:
             continue
+        # Each source id keeps its own line, so an unknown one is reported where it is written.
+        source_lines = {}
+        for item in fields["sources"].value:
+            source_lines.setdefault(clean_text(str(item.value)), _node_line(item))
         units.append(KnowledgeUnit(
             id=entry_id, source_type="faq", title=title, body=answer, file=display, line=line,
             topic=topic, questions=tuple(q for q in questions if q), tags=tuple(tags),
             sources=tuple(s for s in sources if s), related=tuple(related), reviewed=reviewed,
+            extra={"source_lines": source_lines},
         ))
     return units, problems
 
@@ -177,7 +209,9 @@ def load_article_file(path: Path, display: str) -> tuple[list[KnowledgeUnit], li
     title = str(meta.get("title") or "").strip()
     if not title:
         return [], [Problem(display, 1, "article front matter needs a 'title'")]
-    source = str(meta.get("source") or "").strip()
+    source = str(meta.get("source") or "").strip()  # a source registry id
+    source_line = next((i for i, raw in enumerate(match.group(1).split("\n"), start=2)
+                        if raw.startswith("source:")), 1) if match else 1
 
     problems: list[Problem] = []
     sections: list[tuple[str, int, list[str]]] = []
@@ -211,12 +245,83 @@ def load_article_file(path: Path, display: str) -> tuple[list[KnowledgeUnit], li
         unit_id = f"article-{stem}-{hashlib.sha1(key.encode()).hexdigest()[:8]}"
         units.append(KnowledgeUnit(
             id=unit_id, source_type="article", title=title, body=body, file=display, line=line_no,
-            heading=heading, sources=(f"原文：{heading}" if heading else f"原文：{title}",) + ((source,) if source else ()),
-            reviewed=str(meta.get("reviewed") or ""),
+            heading=heading, sources=(source,) if source else (),
+            reviewed=str(meta.get("reviewed") or ""), extra={"source_lines": {source: source_line}},
         ))
     if problems:
         return [], problems
     return units, []
+
+
+# ---------------------------------------------------------------------- registry
+def load_source_registry(path: Path, display: str) -> tuple[dict[str, SourceRecord], list[Problem]]:
+    """The source registry: a YAML list of {id, title, publisher, date, confidence, url?, note?}."""
+    try:
+        root = yaml.compose(path.read_text(encoding="utf-8"), Loader=yaml.SafeLoader)
+    except UnicodeDecodeError as exc:
+        return {}, [Problem(display, 1, f"not UTF-8 text ({exc.reason})")]
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        return {}, [Problem(display, mark.line + 1 if mark else 1, f"invalid YAML: {exc.problem or exc}")]
+    if root is None or not isinstance(root, yaml.SequenceNode):
+        return {}, [Problem(display, _node_line(root) if root is not None else 1,
+                            "expected a list of sources (each starting with '- id: ...')")]
+    records: dict[str, SourceRecord] = {}
+    problems: list[Problem] = []
+    for node in root.value:
+        line = _node_line(node)
+        if not isinstance(node, yaml.MappingNode):
+            problems.append(Problem(display, line, "each source must be a mapping with id, title, publisher, date, confidence"))
+            continue
+        fields = {str(k.value): v for k, v in node.value}
+        values: dict[str, str] = {}
+        found: list[Problem] = []
+        for key, value in fields.items():
+            if key not in SOURCE_FIELDS_REQUIRED + SOURCE_FIELDS_OPTIONAL:
+                allowed = ", ".join(SOURCE_FIELDS_REQUIRED + SOURCE_FIELDS_OPTIONAL)
+                found.append(Problem(display, _node_line(value), f"source: unknown field '{key}' (allowed: {allowed})"))
+            elif not isinstance(value, yaml.ScalarNode) or not str(value.value).strip():
+                found.append(Problem(display, _node_line(value), f"source: '{key}' must be non-empty text"))
+            else:
+                values[key] = clean_text(str(value.value))
+        for key in SOURCE_FIELDS_REQUIRED:
+            if key not in fields:
+                found.append(Problem(display, line, f"source {values.get('id', '')!r}: missing field '{key}'"))
+        source_id = values.get("id", "")
+        if source_id and not ID_PATTERN.match(source_id):
+            found.append(Problem(display, _node_line(fields["id"]),
+                                 f"source id '{source_id}' must be lower-case letters, digits and '-'"))
+        if "confidence" in values and values["confidence"] not in CONFIDENCE_LEVELS:
+            found.append(Problem(display, _node_line(fields["confidence"]),
+                                 f"source '{source_id}': confidence must be one of {', '.join(CONFIDENCE_LEVELS)}, "
+                                 f"got '{values['confidence']}'"))
+        if source_id in records:
+            found.append(Problem(display, line, f"duplicate source id '{source_id}' (first used on line {records[source_id].line})"))
+        problems.extend(found)
+        if not found:
+            records[source_id] = SourceRecord(
+                id=source_id, title=values["title"], publisher=values["publisher"], date=values["date"],
+                confidence=values["confidence"], url=values.get("url", ""), line=line)
+    return records, problems
+
+
+def resolve_sources(units: list[KnowledgeUnit], registry: dict[str, SourceRecord],
+                    registry_name: str) -> tuple[list[KnowledgeUnit], list[Problem]]:
+    """Attach each unit's registry records; an unknown id is a problem at the line citing it."""
+    problems: list[Problem] = []
+    resolved: list[KnowledgeUnit] = []
+    for unit in units:
+        lines = unit.extra.get("source_lines", {})
+        unknown = [s for s in unit.sources if s not in registry]
+        for source_id in unknown:
+            what = f"entry '{unit.id}'" if unit.source_type == "faq" else "article front matter 'source'"
+            problem = Problem(unit.file, lines.get(source_id, unit.line),
+                              f"{what}: unknown source id '{source_id}' (not in {registry_name})")
+            if problem not in problems:  # an article's sections share one front matter
+                problems.append(problem)
+        if not unknown:
+            resolved.append(replace(unit, source_refs=tuple(registry[s] for s in unit.sources)))
+    return resolved, problems
 
 
 # -------------------------------------------------------------------------- all
@@ -224,6 +329,7 @@ def load_article_file(path: Path, display: str) -> tuple[list[KnowledgeUnit], li
 class Knowledge:
     units: list[KnowledgeUnit]
     files: list[str]
+    sources: dict[str, SourceRecord] = field(default_factory=dict)
 
     def by_id(self) -> dict[str, KnowledgeUnit]:
         return {u.id: u for u in self.units}
@@ -259,6 +365,19 @@ def load_knowledge(knowledge_dir: Path) -> Knowledge:
         problems.extend(found)
         files.append(display(path))
 
+    registry_path = knowledge_dir / SOURCES_FILE
+    registry: dict[str, SourceRecord] = {}
+    if registry_path.is_file():
+        registry, found = load_source_registry(registry_path, display(registry_path))
+        problems.extend(found)
+        files.append(display(registry_path))
+        if not found:
+            units, found = resolve_sources(units, registry, SOURCES_FILE)
+            problems.extend(found)
+    elif any(u.sources for u in units):
+        problems.append(Problem(display(registry_path), 0,
+                                f"source registry not found: entries cite source ids, listed in {SOURCES_FILE}"))
+
     first_seen: dict[str, KnowledgeUnit] = {}
     for unit in units:
         if unit.id in first_seen:
@@ -273,4 +392,4 @@ def load_knowledge(knowledge_dir: Path) -> Knowledge:
                 problems.append(Problem(unit.file, unit.line, f"entry '{unit.id}': related id '{rel}' does not exist"))
     if problems:
         raise KnowledgeError(problems)
-    return Knowledge(units=units, files=files)
+    return Knowledge(units=units, files=files, sources=registry)

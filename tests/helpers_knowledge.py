@@ -34,7 +34,7 @@ TINY_FAQ = """\
   answer: |
     尽快在支付宝 App 里还款；一时还不上，就主动联系客服说明情况。
   sources:
-    - 原文：支付宝逾期一个月催款办法有哪些
+    - tiny-article
   related: [tiny-complain]
   reviewed: 2026-11-28
 
@@ -48,8 +48,16 @@ TINY_FAQ = """\
   answer: |
     可以拨打支付宝客服热线 95188，或在 App 内的在线客服提交投诉，并保存通话录音等证据。
   sources:
-    - 原文：哪些情况可以投诉
+    - tiny-article
   reviewed: 2026-11-28
+"""
+# The source registry the tiny FAQ cites (knowledge/sources.yaml in miniature).
+TINY_SOURCES = """\
+- id: tiny-article
+  title: 《支付宝逾期一个月催款方式有哪些》
+  publisher: 冠县信息港转载
+  date: 2025-05-10
+  confidence: secondary
 """
 
 
@@ -58,7 +66,7 @@ def faq_entry(entry_id: str, title: str, questions: list[str], answer: str, topi
     """One FAQ entry as YAML text, in the same layout as knowledge/faq/*.yaml."""
     lines = [f"- id: {entry_id}", f"  title: {title}", f"  topic: {topic}", "  tags: [测试]", "  questions:"]
     lines += [f"    - {q}" for q in questions]
-    lines += ["  answer: |", f"    {answer}", "  sources:", "    - 原文：哪些情况可以投诉"]
+    lines += ["  answer: |", f"    {answer}", "  sources:", "    - seed-article"]
     if related:
         lines.append(f"  related: [{', '.join(related)}]")
     lines += ["  reviewed: 2026-11-28", ""]
@@ -66,16 +74,18 @@ def faq_entry(entry_id: str, title: str, questions: list[str], answer: str, topi
 
 
 def copy_knowledge(dest: Path) -> Path:
-    """A private copy of the real knowledge folder (FAQ and article only)."""
+    """A private copy of the real knowledge folder (FAQ, article and the source registry)."""
     dest.mkdir(parents=True, exist_ok=True)
     for sub in ("faq", "article"):
         shutil.copytree(KNOWLEDGE / sub, dest / sub)
+    shutil.copy2(KNOWLEDGE / "sources.yaml", dest / "sources.yaml")
     return dest
 
 
 def tiny_knowledge(dest: Path) -> Path:
     (dest / "faq").mkdir(parents=True, exist_ok=True)
     (dest / "faq" / "tiny.yaml").write_text(TINY_FAQ, encoding="utf-8")
+    (dest / "sources.yaml").write_text(TINY_SOURCES, encoding="utf-8")
     return dest
 
 

@@ -194,7 +194,7 @@ def _invalid_yaml(k: Path):
 def _missing_field(k: Path):
     path = k / "faq" / "zz_missing.yaml"
     entry = faq_entry("missing-sources", "没有来源的条目", ["问题"], "回答。")
-    entry = entry.replace("  sources:\n    - 原文：哪些情况可以投诉\n", "")
+    entry = entry.replace("  sources:\n    - seed-article\n", "")
     path.write_text(faq_entry("missing-ok", "正常的条目", ["正常的问题"], "正常的回答。") + entry, encoding="utf-8")
     return "faq/zz_missing.yaml", line_of(path, "- id: missing-sources"), ["missing field 'sources'"], 1
 
@@ -237,8 +237,41 @@ def _mangled_article(k: Path):
     return "article/article.md", line_of(path, "《个人信息保》"), ["broken text", "《个人信息保》"], 1
 
 
+def _unknown_source(k: Path):
+    # A source id that is not in the registry: reported at the line that cites it.
+    path = k / "faq" / "zz_source.yaml"
+    entry = faq_entry("source-typo", "来源写错的条目", ["问题"], "回答。").replace(
+        "    - seed-article\n", "    - seed-article\n    - credit-regulaton\n")
+    path.write_text(faq_entry("source-ok", "正常的条目", ["正常的问题"], "正常的回答。") + entry, encoding="utf-8")
+    return ("faq/zz_source.yaml", line_of(path, "credit-regulaton"),
+            ["entry 'source-typo': unknown source id 'credit-regulaton' (not in sources.yaml)"], 1)
+
+
+def _free_text_source(k: Path):
+    # The old free-text form ("原文：...") is no longer a source: cite a registry id.
+    path = k / "faq" / "collection.yaml"
+    replace_once(path, "  sources:\n    - seed-article\n  related: [collection-one-month,",
+                 "  sources:\n    - 原文：支付宝逾期一个月催款办法有哪些\n  related: [collection-one-month,")
+    return ("faq/collection.yaml", line_of(path, "原文：支付宝逾期一个月催款办法有哪些"),
+            ["unknown source id '原文：支付宝逾期一个月催款办法有哪些'"], 1)
+
+
+def _unknown_article_source(k: Path):
+    path = k / "article" / "article.md"
+    replace_once(path, "source: seed-article ", "source: seed-artcle ")
+    return ("article/article.md", line_of(path, "source: seed-artcle"),
+            ["article front matter 'source': unknown source id 'seed-artcle'"], 1)
+
+
+def _bad_registry_entry(k: Path):
+    path = k / "sources.yaml"
+    replace_once(path, "  date: 2013-01-21\n  confidence: confirmed\n", "  date: 2013-01-21\n  confidence: official\n")
+    return ("sources.yaml", line_of(path, "confidence: official"),
+            ["source 'credit-regulation': confidence must be one of confirmed, secondary, got 'official'"], 1)
+
+
 BAD_FILES = [_invalid_yaml, _missing_field, _unknown_field, _duplicate_id, _empty_answer, _bad_related,
-             _mangled_article]
+             _mangled_article, _unknown_source, _free_text_source, _unknown_article_source, _bad_registry_entry]
 
 
 @pytest.fixture
@@ -564,6 +597,44 @@ def test_no_progress_bar_when_not_a_terminal(tmp_path):
     # The control: the same run with stderr on a terminal does draw the bar.
     on_terminal = _run_with_stderr_on_terminal(make_settings(tmp_path / "tty", knowledge))
     assert "embedding" in on_terminal and PROGRESS_MARKS.search(on_terminal), repr(on_terminal)
+
+
+def test_every_entry_cites_registered_sources_and_units_carry_them():
+    from ingest.chunking import chunk_unit
+    from ingest.knowledge import load_knowledge
+
+    knowledge = load_knowledge(KNOWLEDGE)
+    for unit in knowledge.units:
+        assert unit.sources, unit.id
+        assert [r.id for r in unit.source_refs] == list(unit.sources), unit.id
+        assert all(r.confidence in ("confirmed", "secondary") for r in unit.source_refs)
+    unit = knowledge.by_id()["credit-retention"]
+    meta = chunk_unit(unit)[0].metadata
+    refs = json.loads(meta["source_refs"])
+    assert refs[0]["id"] == "credit-regulation" and refs[0]["publisher"] and refs[0]["date"]
+    assert meta["sources"] == "\n".join(unit.sources)
+
+
+def test_a_registry_edit_changes_the_units_that_cite_it(tmp_path):
+    from ingest.knowledge import load_knowledge
+
+    knowledge = copy_knowledge(tmp_path / "knowledge")
+    before = load_knowledge(knowledge).by_id()
+    replace_once(knowledge / "sources.yaml", "  title: 《征信业管理条例》\n", "  title: 《征信业管理条例》（修订）\n")
+    after = load_knowledge(knowledge).by_id()
+    assert after["credit-retention"].content_hash != before["credit-retention"].content_hash
+    assert after["complaints-evidence"].content_hash == before["complaints-evidence"].content_hash
+
+
+def test_missing_registry_is_one_clear_problem(tmp_path):
+    from ingest.knowledge import KnowledgeError, load_knowledge
+
+    knowledge = copy_knowledge(tmp_path / "knowledge")
+    (knowledge / "sources.yaml").unlink()
+    with pytest.raises(KnowledgeError) as caught:
+        load_knowledge(knowledge)
+    assert len(caught.value.problems) == 1
+    assert "source registry not found" in str(caught.value)
 
 
 def test_unclosed_quote_is_reported_where_it_was_opened(tmp_path):

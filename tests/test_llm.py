@@ -21,7 +21,8 @@ from langchain_core.callbacks import BaseCallbackHandler
 from langchain_core.language_models.fake_chat_models import FakeListChatModel, GenericFakeChatModel
 from langchain_core.messages import AIMessage
 
-from bot.answer import AnswerEngine
+from bot import texts
+from bot.answer import AnswerEngine, closing_note
 from bot.dialogue import DialogueEngine, build_engine
 from bot.llm import LLMConfigError, LLMGenerator, build_chat_model, check_grounding, context_blocks
 from bot.retrieval import Hit
@@ -101,7 +102,8 @@ def test_grounded_answer_passes_through_with_its_cited_sources(engine, fresh_eng
     model, recorder = fake(grounded_answer(engine))
     reply = llm_engine(engine, model).handle("c", QUESTION)
     assert reply.kind == "answer"
-    assert reply.text == grounded_answer(engine)
+    # The model's text, then the closing line the cited entries' sources call for (registry data).
+    assert reply.text == closing_note(grounded_answer(engine), [hits[0].unit, hits[1].unit])
     assert [s.id for s in reply.sources] == [hits[0].unit.id, hits[1].unit.id]
     assert reply.suggestions == composer_reply(fresh_engine, QUESTION).suggestions
     assert len(recorder.calls) == 1
@@ -134,7 +136,8 @@ def test_interest_answers_keep_the_disclaimer(engine):
     model, _ = fake(f"{first_line(hits[0].unit.body)}[1]")
     reply = llm_engine(engine, model).handle("c", question)
     assert reply.sources[0].id == hits[0].unit.id
-    assert reply.text.endswith("以上为一般信息，不构成法律意见；具体金额和规则以平台账单页和官方渠道为准。")
+    disclaimer = texts.ANSWER_DISCLAIMER_HEDGED if hits[0].unit.hedged else texts.ANSWER_DISCLAIMER
+    assert reply.text.endswith(disclaimer) and reply.text.count("不构成法律意见") == 1
 
 
 # --- the grounding check ---------------------------------------------------------------------
@@ -280,7 +283,7 @@ def test_streaming_yields_checked_sentence_prefixes_then_the_final_reply(engine)
     model, _ = fake(answer)
     partials: list[str] = []
     reply = llm_engine(engine, model).handle("c", QUESTION, on_partial=partials.append)
-    assert reply.text == answer
+    assert reply.text.startswith(answer)  # then the closing line its sources call for
     assert len(partials) >= 2
     for before, after in zip(partials, partials[1:]):
         assert after.startswith(before) and len(after) > len(before)
@@ -456,7 +459,7 @@ def test_chat_openai_against_a_local_openai_compatible_server(engine, fresh_engi
     openai_server.reply_text = grounded_answer(engine)
     partials: list[str] = []
     reply = dialogue.handle("c", QUESTION, on_partial=partials.append)
-    assert reply.text == grounded_answer(engine)
+    assert reply.text.startswith(grounded_answer(engine))  # then the closing line its sources call for
     assert partials and reply.text.startswith(partials[-1])
     request = openai_server.requests[-1]
     assert request["path"] == "/v1/chat/completions" and request["auth"] == "Bearer sk-test"

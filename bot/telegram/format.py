@@ -26,6 +26,7 @@ from bot.telegram import texts
 # units as Telegram does.
 MAX_MESSAGE_LEN = 4096
 MAX_SOURCES = 5
+MAX_REFS = 3  # documents shown per source entry
 MAX_BUTTON_LABEL = 40  # characters shown on a suggestion button
 MAX_CALLBACK_BYTES = 64  # Telegram's limit for callback_data
 
@@ -55,11 +56,22 @@ def _tidy(text: str) -> str:
     return "\n".join(lines).strip()
 
 
+def source_label(source) -> str:
+    """An entry's title, then what it rests on, compactly: `title — 《条例》（国务院，2013-01-21）`.
+    At most MAX_REFS documents per entry; a secondary one carries 公开资料 (bot/reply.py)."""
+    title = " ".join((source.title or "").split())
+    refs = [ref.compact() for ref in getattr(source, "refs", ())[:MAX_REFS]]
+    if not title or not refs:
+        return title
+    more = "等" if len(source.refs) > MAX_REFS else ""
+    return f"{title} — {'；'.join(refs)}{more}"
+
+
 def sources_line(reply: Reply) -> str | None:
-    """`<i>来源：① title ② title</i>`, distinct titles, at most MAX_SOURCES."""
+    """`<i>来源：① title — document（publisher，date） ② ...</i>`, distinct, at most MAX_SOURCES."""
     titles: list[str] = []
     for source in reply.sources:
-        title = " ".join((source.title or "").split())
+        title = source_label(source)
         if title and title not in titles:
             titles.append(title)
     if not titles:

@@ -48,6 +48,20 @@ def test_sources_line_is_compact_distinct_and_capped():
     assert sources_line(Reply("x", "answer", [])) is None
 
 
+def test_sources_line_names_each_entrys_documents_compactly():
+    from bot.reply import SourceRef
+
+    law = SourceRef("credit-regulation", "《征信业管理条例》", "国务院", "2013-01-21", "confirmed")
+    news = SourceRef("news", "花呗接入征信系统的报道", "北京商报·转载", "2021-11-22", "secondary")
+    undated = SourceRef("channels", "12378 热线", "公开资料", "未注明", "secondary")
+    line = sources_line(Reply("x", "answer", [Source("a", "花呗逾期会不会上征信", 0.9, refs=(law, news)),
+                                              Source("b", "投诉", 0.8, refs=(undated,))]))
+    assert line == ("<i>来源：① 花呗逾期会不会上征信 — 《征信业管理条例》（国务院，2013-01-21）；"
+                    "花呗接入征信系统的报道（北京商报·转载，2021-11-22，公开资料） ② 投诉 — 12378 热线（公开资料）</i>")
+    many = Source("c", "条目", 0.5, refs=(law, news, undated, law))
+    assert sources_line(Reply("x", "answer", [many])).endswith("（公开资料）等</i>")
+
+
 def _long_reply(paragraphs: int, size: int) -> Reply:
     return Reply("\n\n".join(f"段落{i}：" + "字" * size for i in range(paragraphs)), "answer",
                  [Source("s", "来源", 1.0)])

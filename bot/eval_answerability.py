@@ -1,0 +1,78 @@
+"""The answerability block of `python -m bot eval`: on realistic customer questions, does the
+bot answer the question that was asked, or say honestly that it can't?
+
+Each question of knowledge/eval/realistic.yaml lists the entries that answer it acceptably
+(`ids: []`: none does, and an honest decline is right). Every question goes through the
+dialogue engine as its own conversation. Figures are on the held-out part (bot/splits.py);
+the catch-all table is given for both parts, the tuning one to fix from.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from pathlib import Path
+
+import yaml
+
+from bot.splits import is_held_out
+
+TARGETS = {"acceptable": 0.90, "wrong_answer_rate": 0.03}
+CATCH_ALL_LIMIT = 3  # an entry chosen wrongly more often than this is a defect to fix
+
+
+def load_realistic(path: Path) -> list[dict]:
+    data = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or []
+    return [{"q": str(item["q"]), "ids": list(item.get("ids") or [])} for item in data]
+
+
+def judge_reply(reply, ids: list[str], titles: dict[str, str]) -> str:
+    """acceptable | wrong | needless_decline | other, for one reply to a question labelled `ids`."""
+    top = reply.sources[0].id if reply.sources else None
+    if reply.kind == "answer":
+        return "acceptable" if top in ids else "wrong"
+    if reply.kind == "decline":
+        return "acceptable" if not ids else "needless_decline"
+    if reply.kind == "clarify" and ids:
+        offered = set(reply.suggestions)
+        return "acceptable" if any(titles.get(i) in offered for i in ids) else "other"
+    return "other"
+
+
+def answerability_block(engine, path: Path) -> dict:
+    from bot.sessions import MemorySessionStore
+
+    engine.sessions = MemorySessionStore()
+    titles = {uid: unit.title for uid, unit in engine.retriever.units.items()}
+    sides: dict[str, Counter] = {"tuning": Counter(), "held_out": Counter()}
+    wrongly_chosen: dict[str, Counter] = {"tuning": Counter(), "held_out": Counter()}
+    tuning_misses = []
+    for i, item in enumerate(load_realistic(path)):
+        side = "held_out" if is_held_out(item["q"]) else "tuning"
+        reply = engine.handle(f"answerability-{i}", item["q"])
+        outcome = judge_reply(reply, item["ids"], titles)
+        sides[side][outcome] += 1
+        sides[side]["total"] += 1
+        if outcome == "wrong" and reply.sources:
+            wrongly_chosen[side][reply.sources[0].id] += 1
+        if outcome != "acceptable" and side == "tuning":
+            tuning_misses.append({"q": item["q"], "ids": item["ids"], "kind": reply.kind,
+                                  "got": [s.id for s in reply.sources[:1]], "outcome": outcome})
+
+    def figures(counts: Counter) -> dict:
+        n = counts["total"] or 1
+        return {"questions": counts["total"], "acceptable": round(counts["acceptable"] / n, 4),
+                "wrong_answer_rate": round(counts["wrong"] / n, 4),
+                "needless_decline_rate": round(counts["needless_decline"] / n, 4),
+                "other_rate": round(counts["other"] / n, 4)}
+
+    held_out = figures(sides["held_out"])
+    return {
+        **held_out,
+        "tuning": figures(sides["tuning"]),
+        "catch_all": {side: dict(c.most_common()) for side, c in wrongly_chosen.items()},
+        "catch_all_over_limit": sorted(e for e, n in (wrongly_chosen["tuning"] + wrongly_chosen["held_out"]).items()
+                                       if n > CATCH_ALL_LIMIT),
+        "targets": {**TARGETS, "met": held_out["acceptable"] >= TARGETS["acceptable"]
+                    and held_out["wrong_answer_rate"] <= TARGETS["wrong_answer_rate"]},
+        "tuning_misses": tuning_misses,
+    }
