@@ -15,6 +15,7 @@ import time
 from dataclasses import dataclass, field, replace
 
 from bot import texts
+from bot.answerability import Decision
 from bot.reply import Reply, Source
 from bot.retrieval import Hit, RetrievalResult, Retriever, Unit
 from bot.safety import THANKS, WHO_ARE_YOU, Assessment, assess
@@ -96,8 +97,19 @@ class AnswerEngine:
         self.generator = generator
 
     # --- decisions ------------------------------------------------------------------
-    def is_confident(self, result: RetrievalResult) -> bool:
-        """Is the best match good enough to answer from? (the "not in my knowledge" line)"""
+    def decide(self, result: RetrievalResult, label: str = "domain") -> Decision:
+        """Answer from the best match, offer a choice between the two best, or decline: with
+        ANSWERABILITY=model the store's answerability model (fitted at ingest), else the fixed rule."""
+        model = self.retriever.answerability if self.settings.answerability == "model" else None
+        if model is not None:
+            return model.decide(result, label)
+        return Decision("answer" if self._fixed_rule_confident(result) else "decline")
+
+    def is_confident(self, result: RetrievalResult, label: str = "domain") -> bool:
+        return self.decide(result, label).action == "answer"
+
+    def _fixed_rule_confident(self, result: RetrievalResult) -> bool:
+        """The rule for a store without an answerability model (the "not in my knowledge" line)."""
         top = result.top
         if top is None:
             return False
@@ -225,7 +237,7 @@ class AnswerEngine:
         if assessment.evasion:
             return self._routed_answer("evasion", texts.EVASION_PREFACE, result, started, assessment)
         if assessment.sure("threat"):
-            if self.is_confident(result) and result.top.unit.id != self.lexicon.route("evasion"):
+            if self.is_confident(result, "victim") and result.top.unit.id != self.lexicon.route("evasion"):
                 # The threat first, then what the person asked about ("说要上门来我家").
                 outcome = self._compose(result, slots, started, assessment)
                 outcome.reply.text = texts.THREAT_PREFACE + outcome.reply.text
@@ -247,7 +259,7 @@ class AnswerEngine:
             # nothing fits well, the entry the lexicon routes them to (complaints / contacts).
             evasion_entry = self.lexicon.route("evasion")
             result.hits = [h for h in result.hits if h.unit.id != evasion_entry]
-            if not self.is_confident(result) and assessment.label == "relative":
+            if not self.is_confident(result, assessment.label) and assessment.label == "relative":
                 return self._routed_answer("relative", "", result, started, assessment)
         if assessment.rule == "distress" or assessment.sure("distress"):
             # Upset: the support entry (with its helplines) first and the practical match in
@@ -265,7 +277,11 @@ class AnswerEngine:
                     return self._compose(result, slots, started, assessment, runner_up=support_hit)
                 result.promote(support_hit)
                 return self._compose(result, slots, started, assessment, runner_up=practical)
-        if not self.is_confident(result):
+        decision = self.decide(result, assessment.label)
+        if decision.action == "clarify":
+            first, second = decision.options
+            return self.clarify(texts.CLARIFY_BETWEEN, started, [first.unit.title, second.unit.title], assessment)
+        if decision.action == "decline":
             domain = has_domain_word(result.normalised) or assessment.label in ("product", "domain")
             text = texts.DECLINE_NOT_IN_KNOWLEDGE if domain else texts.DECLINE_OUT_OF_SCOPE
             return self.decline(text, started, assessment, result)

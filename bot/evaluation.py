@@ -20,6 +20,7 @@ from pathlib import Path
 
 import yaml
 
+from bot.eval_answerability import answerability_block
 from bot.eval_judgement import judgement_block
 from bot.settings import Settings, get_settings
 from bot.splits import is_held_out
@@ -142,6 +143,18 @@ def evaluate(settings: Settings, set_path: Path, embedding_model: str | None = N
             report["splits"][side] = {"questions": len(part), "hybrid_recall@3": hybrid["recall@3"],
                                       "hybrid_recall@1": hybrid["recall@1"], "answers_all_ok": answers["all_ok"],
                                       "kind_accuracy": answers["kind_accuracy"]}
+        realistic = Path(settings.knowledge_dir) / "eval" / "realistic.yaml"
+        if realistic.is_file():
+            report["answerability"] = answerability_block(engine, realistic)
+            other = "model" if settings.answerability == "rule" else "rule"
+            if other == "rule" or retriever.answerability is not None:
+                # The other way of deciding, on the same questions, for comparison.
+                engine.answers.settings = settings.model_copy(update={"answerability": other})
+                alternative = answerability_block(engine, realistic)
+                engine.answers.settings = settings
+                report["answerability"]["decided_by"] = settings.answerability
+                report["answerability"]["alternative"] = {"decided_by": other, **{
+                    k: alternative[k] for k in ("acceptable", "wrong_answer_rate", "needless_decline_rate")}}
         judgement_folder = Path(settings.knowledge_dir) / "judgement"
         if judgement_folder.is_dir():
             report["judgement"] = judgement_block(engine.answers, judgement_folder)
@@ -167,6 +180,17 @@ def format_report(report: dict) -> str:
     for side, figures in report.get("splits", {}).items():
         lines.append(f"{side}: {figures['questions']} questions, hybrid recall@3 {figures['hybrid_recall@3']:.3f}, "
                      f"all answer checks {figures['answers_all_ok']:.1%}")
+    if "answerability" in report:
+        a = report["answerability"]
+        lines += ["", f"answerability (realistic questions, held-out {a['questions']}): acceptable {a['acceptable']:.3f}, "
+                  f"wrong answers {a['wrong_answer_rate']:.3f}, needless declines {a['needless_decline_rate']:.3f}; "
+                  f"tuning acceptable {a['tuning']['acceptable']:.3f}; goals {'met' if a['targets']['met'] else 'NOT met'} "
+                  f"(acceptable >= {a['targets']['acceptable']}, wrong <= {a['targets']['wrong_answer_rate']})",
+                  (f"with ANSWERABILITY={a['alternative']['decided_by']}: acceptable {a['alternative']['acceptable']:.3f}, "
+                   f"wrong answers {a['alternative']['wrong_answer_rate']:.3f}, needless declines "
+                   f"{a['alternative']['needless_decline_rate']:.3f}") if "alternative" in a else "",
+                  "entries chosen for other questions (held-out): " + (", ".join(
+                      f"{k} {v}" for k, v in a["catch_all"]["held_out"].items()) or "none")]
     if "judgement" in report:
         j = report["judgement"]
         h = j["held_out"]

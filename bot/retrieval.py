@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from bot.answerability import Answerability
 from bot.embeddings import Embedder, get_embedder
 from bot.judgement import Judge
 from bot.lexicon import Lexicon
@@ -131,12 +132,13 @@ class _Index:
     """One store version, loaded: the langchain vector store, the units and the BM25 index."""
 
     def __init__(self, manifest: Manifest, vector_store, collection, lexicon: Lexicon,
-                 judge: Judge | None) -> None:
+                 judge: Judge | None, answerability: Answerability | None = None) -> None:
         from rank_bm25 import BM25Okapi
 
         self.manifest = manifest
         self.lexicon = lexicon
         self.judge = judge
+        self.answerability = answerability
         self.vector_store = vector_store
         got = collection.get(include=["documents", "metadatas"])
         self.chunk_ids: list[str] = list(got["ids"])
@@ -185,7 +187,7 @@ class Retriever:
     """Finds the knowledge units that answer a question."""
 
     def __init__(self, settings: Settings, embedder: Embedder | None = None,
-                 store: KnowledgeStore | None = None) -> None:
+                 store: KnowledgeStore | None = None, pinned: Manifest | None = None) -> None:
         self.settings = settings
         self.embedder = embedder or get_embedder(settings.embedding_model)
         self.store = store or KnowledgeStore(settings)
@@ -194,9 +196,16 @@ class Retriever:
         self._token = None
         self._checked_at = 0.0
         self._lock = threading.Lock()
+        # A version being written by ingest (not yet published): read it, never the pointer.
+        self._pinned = pinned
 
     # --- store version tracking --------------------------------------------------
     def _current_index(self) -> _Index:
+        if self._pinned is not None:
+            with self._lock:
+                if self._index is None:
+                    self._index = self._load_index(self._pinned)
+            return self._index
         now = time.monotonic()
         throttle = self.settings.store_refresh_s if self.store.is_server else 0.0
         if self._index is not None and now - self._checked_at < throttle:
@@ -212,20 +221,27 @@ class Retriever:
             if self._index is not None and manifest.version == self._index.manifest.version:
                 self._token = token
                 return self._index
-            check_embedding_model(manifest, self.embedder.name, self.embedder.dimension)
-            collection = self.store.open_collection(manifest)
-            lexicon_text = self.store.read_blob(manifest, "lexicon")
-            lexicon = Lexicon.from_yaml(lexicon_text.decode("utf-8")) if lexicon_text else Lexicon()
-            judge_bytes = self.store.read_blob(manifest, "judgement")
-            judge = Judge.from_bytes(judge_bytes, lexicon.overrides) if judge_bytes else None
-            if judge is None:
-                log.warning("knowledge version=%s has no judgement model: only the lexicon's overrides "
-                            "judge messages (add knowledge/judgement/ and re-run ingest)", manifest.version)
-            index = _Index(manifest, self.store.vector_store(manifest, self.embedder), collection, lexicon, judge)
-            log.info("knowledge version=%s chunks=%d units=%d loaded", manifest.version,
-                     len(index.chunk_ids), len(index.units))
+            index = self._load_index(manifest)
             self._index, self._token = index, token
             return index
+
+    def _load_index(self, manifest: Manifest) -> _Index:
+        check_embedding_model(manifest, self.embedder.name, self.embedder.dimension)
+        collection = self.store.open_collection(manifest)
+        lexicon_text = self.store.read_blob(manifest, "lexicon")
+        lexicon = Lexicon.from_yaml(lexicon_text.decode("utf-8")) if lexicon_text else Lexicon()
+        judge_bytes = self.store.read_blob(manifest, "judgement")
+        judge = Judge.from_bytes(judge_bytes, lexicon.overrides) if judge_bytes else None
+        if judge is None:
+            log.warning("knowledge version=%s has no judgement model: only the lexicon's overrides "
+                        "judge messages (add knowledge/judgement/ and re-run ingest)", manifest.version)
+        answerability_bytes = self.store.read_blob(manifest, "answerability")
+        answerability = Answerability.from_bytes(answerability_bytes) if answerability_bytes else None
+        index = _Index(manifest, self.store.vector_store(manifest, self.embedder), collection, lexicon, judge,
+                       answerability)
+        log.info("knowledge version=%s chunks=%d units=%d loaded", manifest.version,
+                 len(index.chunk_ids), len(index.units))
+        return index
 
     def load(self) -> Manifest:
         """Open the current store version now (fails early with a clear StoreError)."""
@@ -242,6 +258,10 @@ class Retriever:
     @property
     def judge(self) -> Judge | None:
         return self._current_index().judge
+
+    @property
+    def answerability(self) -> Answerability | None:
+        return self._current_index().answerability
 
     # --- legs -----------------------------------------------------------------------
     def dense(self, index: _Index, normalised: str) -> list[tuple[str, float, str, float]]:

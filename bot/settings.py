@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -42,6 +43,10 @@ class Settings(BaseSettings):
     # Below this dense similarity (cosine, 0-1) the best match is not trusted on
     # its own and the bot says what it can help with instead of stretching.
     relevance_threshold: float = Field(default=0.45, ge=0, le=1)
+    # How the bot decides between answering and declining: "rule" (the fixed rule) or "model"
+    # (the answerability model fitted at ingest; fewer wrong answers, more declines, see
+    # docs/benchmarks.md). `python -m bot eval` reports both.
+    answerability: Literal["rule", "model"] = "rule"
     max_message_chars: int = Field(default=2000, ge=100)
 
     # --- dialogue sessions -----------------------------------------------------------

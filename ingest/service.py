@@ -172,6 +172,7 @@ class IngestService:
                     extra={"judgement_hash": judgement_hash, "judgement_messages": len(messages),
                            "judgement_model": MODEL_KIND if messages else None},
                 )
+                self._write_answerability(manifest, folder)
                 self.store.publish(manifest)
             except BaseException:
                 # Never leave a half-written version behind; the pointer was not moved.
@@ -228,6 +229,19 @@ class IngestService:
             return self.store.resolve_pointer()
         except StoreMissingError:
             return None, None
+
+    def _write_answerability(self, manifest: Manifest, folder: Path) -> None:
+        """Fit the answer / clarify / decline decision on the version just written (before publishing it)."""
+        from bot.retrieval import Retriever
+        from ingest.answerability_build import build_answerability, tuning_questions
+
+        items = tuning_questions(folder)
+        if not items:
+            return
+        retriever = Retriever(self.settings, embedder=self.embedder, store=self.store, pinned=manifest)
+        model = build_answerability(retriever, items)
+        if model is not None:
+            self.store.write_blob(manifest.version, "answerability", model.to_bytes())
 
     def _write_version(self, collection, chunks: list[Chunk], old_collection, old_ids: set[str],
                        progress: ProgressFactory) -> None:
