@@ -51,12 +51,13 @@ from email.policy import HTTP
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
-from telegram.request import BaseRequest, RequestData
+from telegram.constants import CallbackQueryLimit, ChatType, InlineKeyboardButtonLimit, MessageLimit, ParseMode
 from telegram.error import NetworkError
+from telegram.request import BaseRequest, RequestData
 
 DEFAULT_TOKEN = "123456789:FAKE-test-token_for-loopback-only"
-MAX_TEXT_LEN = 4096
-MAX_CALLBACK_DATA = 64
+MAX_TEXT_LEN = MessageLimit.MAX_TEXT_LENGTH
+MAX_CALLBACK_DATA = InlineKeyboardButtonLimit.MAX_CALLBACK_DATA
 
 ALLOWED_TAGS = {
     "b", "strong", "i", "em", "u", "ins", "s", "strike", "del", "code", "pre",
@@ -280,9 +281,9 @@ class FakeBotAPI:
     def chat(self, chat_id: int, chat_type: str | None = None) -> dict:
         if chat_id in self._chats and chat_type is None:
             return self._chats[chat_id]
-        chat_type = chat_type or ("private" if chat_id > 0 else "supergroup")
-        chat = {"id": chat_id, "type": chat_type}
-        if chat_type == "private":
+        chat_type = chat_type or (ChatType.PRIVATE if chat_id > 0 else ChatType.SUPERGROUP)
+        chat = {"id": chat_id, "type": str(chat_type)}
+        if chat_type == ChatType.PRIVATE:
             chat["first_name"] = "测试用户"
         else:
             chat["title"] = "测试群"
@@ -332,7 +333,7 @@ class FakeBotAPI:
         """
         chat = self.chat(chat_id, chat_type)
         if user_id is None:
-            if chat["type"] != "private":
+            if chat["type"] != ChatType.PRIVATE:
                 raise ValueError("user_id is required in groups")
             user_id = chat_id
         message: dict[str, Any] = {
@@ -382,7 +383,7 @@ class FakeBotAPI:
         """
         chat = self.chat(chat_id)
         if user_id is None:
-            user_id = chat_id if chat["type"] == "private" else None
+            user_id = chat_id if chat["type"] == ChatType.PRIVATE else None
             if user_id is None:
                 raise ValueError("user_id is required in groups")
         candidates = [self._by_id[(chat_id, message_id)]] if message_id is not None else reversed(self._sent[chat_id])
@@ -616,7 +617,7 @@ class FakeBotAPI:
         if query_id not in self._open_queries:
             raise ApiError(400, "Bad Request: query is too old and response timeout expired or query ID is invalid")
         text = p.get("text")
-        if text is not None and len(text) > 200:
+        if text is not None and len(text) > CallbackQueryLimit.ANSWER_CALLBACK_QUERY_TEXT_LENGTH:
             raise ApiError(400, "Bad Request: MESSAGE_TOO_LONG")
         self._open_queries.discard(query_id)
         self.callback_answers.append({"callback_query_id": query_id, "text": text,
@@ -641,7 +642,7 @@ class FakeBotAPI:
     def _visible(text: str, parse_mode: str | None) -> str:
         if parse_mode is None:
             plain = text
-        elif parse_mode.upper() == "HTML":
+        elif parse_mode.upper() == ParseMode.HTML:
             plain = parse_telegram_html(text)
         else:
             raise ApiError(400, f"Bad Request: unsupported parse_mode {parse_mode} in this fake")

@@ -17,6 +17,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup
+from telegram.constants import InlineKeyboardButtonLimit, MessageLimit
 
 from bot.reply import Reply
 from bot.telegram import texts
@@ -24,10 +25,10 @@ from bot.telegram import texts
 # Telegram's limit for one message's text (after entity parsing). We measure the
 # HTML source, which is never shorter than what Telegram counts, in UTF-16 code
 # units as Telegram does.
-MAX_MESSAGE_LEN = 4096
+MAX_MESSAGE_LEN = MessageLimit.MAX_TEXT_LENGTH  # 4096
 MAX_SOURCES = 5
 MAX_BUTTON_LABEL = 40  # characters shown on a suggestion button
-MAX_CALLBACK_BYTES = 64  # Telegram's limit for callback_data
+MAX_CALLBACK_BYTES = InlineKeyboardButtonLimit.MAX_CALLBACK_DATA  # 64
 
 _CIRCLED = "①②③④⑤⑥⑦⑧⑨⑩⑪⑫⑬⑭⑮⑯⑰⑱⑲⑳"
 _BULLET = re.compile(r"^(\s*)[-*•]\s+")

@@ -24,13 +24,12 @@ from dataclasses import replace
 
 from telegram import (
     BotCommand,
-    LinkPreviewOptions,
     Message,
     MessageEntity,
     ReplyParameters,
     Update,
 )
-from telegram.constants import ChatAction, ChatType, ParseMode
+from telegram.constants import ChatAction, ChatType
 from telegram.error import BadRequest, Forbidden, TelegramError
 from telegram.ext import (
     Application,
@@ -286,7 +285,7 @@ class FrontEnd:
         if update.callback_query:
             await self._answer_query(update.callback_query)
         try:
-            await context.bot.send_message(update.effective_chat.id, texts.ERROR, parse_mode=ParseMode.HTML)
+            await context.bot.send_message(update.effective_chat.id, texts.ERROR)
         except TelegramError as exc:
             log_event(log, "error_notice_failed", level=logging.WARNING, error=type(exc).__name__)
 
@@ -334,7 +333,7 @@ class FrontEnd:
                 if stream is not None:
                     await stream.discard()
                 with contextlib.suppress(TelegramError):
-                    await context.bot.send_message(chat.id, texts.SHUTTING_DOWN, parse_mode=ParseMode.HTML)
+                    await context.bot.send_message(chat.id, texts.SHUTTING_DOWN)
                 log_event(log, "aborted_on_shutdown", user=self.user_tag(user.id), via=via)
                 return
             except BaseException:
@@ -400,11 +399,8 @@ class FrontEnd:
             await context.bot.send_message(
                 chat_id,
                 chunk,
-                parse_mode=ParseMode.HTML,
-                link_preview_options=LinkPreviewOptions(is_disabled=True),
                 reply_markup=markup if index == len(chunks) - 1 else None,
-                reply_parameters=(ReplyParameters(reply_to, allow_sending_without_reply=True)
-                                  if reply_to and index == 0 else None),
+                reply_parameters=ReplyParameters(reply_to) if reply_to and index == 0 else None,
             )
         return len(chunks)
 
@@ -422,8 +418,6 @@ class FrontEnd:
                 html_text,
                 chat_id=chat_id,
                 message_id=placeholder.message_id,
-                parse_mode=ParseMode.HTML,
-                link_preview_options=LinkPreviewOptions(is_disabled=True),
                 reply_markup=markup,
             )
             return True
@@ -517,7 +511,7 @@ class FrontEnd:
         if update.callback_query is not None:
             await self._answer_query(update.callback_query, notice if verdict.notify else None)
         elif verdict.notify and update.effective_chat is not None:
-            await context.bot.send_message(update.effective_chat.id, notice, parse_mode=ParseMode.HTML)
+            await context.bot.send_message(update.effective_chat.id, notice)
         return False
 
     async def _send_static(self, update: Update, context: Context, html_text: str, what: str, *,
@@ -531,10 +525,8 @@ class FrontEnd:
         await context.bot.send_message(
             chat.id,
             html_text,
-            parse_mode=ParseMode.HTML,
             reply_markup=markup,
-            link_preview_options=LinkPreviewOptions(is_disabled=True),
-            reply_parameters=ReplyParameters(reply_to, allow_sending_without_reply=True) if reply_to else None,
+            reply_parameters=ReplyParameters(reply_to) if reply_to else None,
         )
         log_event(log, "static_reply", what=what, user=self.user_tag(update.effective_user.id if update.effective_user else None),
                   chat=chat.type)
@@ -682,10 +674,7 @@ class PartialStream:
                 message = await self.bot.send_message(
                     self.chat_id,
                     html_text,
-                    parse_mode=ParseMode.HTML,
-                    link_preview_options=LinkPreviewOptions(is_disabled=True),
-                    reply_parameters=(ReplyParameters(self.reply_to, allow_sending_without_reply=True)
-                                      if self.reply_to else None),
+                    reply_parameters=ReplyParameters(self.reply_to) if self.reply_to else None,
                 )
                 self.placeholder = Placeholder(message.message_id, html_text)
             else:
@@ -693,8 +682,6 @@ class PartialStream:
                     html_text,
                     chat_id=self.chat_id,
                     message_id=self.placeholder.message_id,
-                    parse_mode=ParseMode.HTML,
-                    link_preview_options=LinkPreviewOptions(is_disabled=True),
                 )
                 self.placeholder.html = html_text
                 self.edits += 1
