@@ -9,8 +9,11 @@ editMessageText, editMessageReplyMarkup, deleteMessage, close/logOut.
 It checks what Telegram checks, so tests catch what production would reject:
 Telegram-HTML validity (unknown tags, unescaped < and &, unclosed tags),
 4,096-character messages, 1-64-byte callback_data, answering a callback
-query twice. And it injects faults: 429 flood control with retry_after,
-dropped connections, 5xx, delays.
+query twice. It enforces Telegram's overall flood limit: more than 30 calls
+that name a chat (sendMessage, edits, chat actions, ...) within one second get
+429 with retry_after, as Telegram answers, and `responses[429]` counts every
+429 sent. And it injects faults: 429 flood control with retry_after, dropped
+connections, 5xx, delays.
 
 Typical use (one event loop)::
 
@@ -39,11 +42,12 @@ import contextlib
 import html
 import itertools
 import json
+import math
 import re
 import sys
 import threading
 import time
-from collections import defaultdict, deque
+from collections import Counter, defaultdict, deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from email.parser import BytesParser
@@ -51,7 +55,14 @@ from email.policy import HTTP
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
-from telegram.constants import CallbackQueryLimit, ChatType, InlineKeyboardButtonLimit, MessageLimit, ParseMode
+from telegram.constants import (
+    CallbackQueryLimit,
+    ChatType,
+    FloodLimit,
+    InlineKeyboardButtonLimit,
+    MessageLimit,
+    ParseMode,
+)
 from telegram.error import NetworkError
 from telegram.request import BaseRequest, RequestData
 
@@ -186,9 +197,18 @@ class Fault:
 
 
 class FakeBotAPI:
+    """The fake server. `flood_limit` calls naming a chat per `flood_window_s` (Telegram's
+    30 a second by default; None: no limit); beyond it, 429 with retry_after."""
+
     def __init__(self, token: str = DEFAULT_TOKEN, *, bot_id: int | None = None,
-                 username: str = "debt_help_test_bot", first_name: str = "债务助手") -> None:
+                 username: str = "debt_help_test_bot", first_name: str = "债务助手",
+                 flood_limit: int | None = FloodLimit.MESSAGES_PER_SECOND, flood_window_s: float = 1.0) -> None:
         self.token = token
+        self.flood_limit = flood_limit
+        self.flood_window_s = flood_window_s
+        self._flood_times: deque[float] = deque()  # accepted calls naming a chat, in the last window
+        self.flood_limited: list[ApiCall] = []  # calls answered 429 because of the flood limit
+        self.responses: Counter[int] = Counter()  # HTTP status -> how many answers (429s included)
         self.bot_id = bot_id if bot_id is not None else int(token.split(":", 1)[0])
         self.username = username
         self.first_name = first_name
@@ -469,6 +489,11 @@ class FakeBotAPI:
     # --- the API ------------------------------------------------------------------------------------------
     async def call(self, method: str, params: dict[str, Any]) -> tuple[int, dict]:
         """Handle one Bot API call; returns (HTTP status, JSON body). Raises _Drop for dropped calls."""
+        status, body = await self._call(method, params)
+        self.responses[status] += 1
+        return status, body
+
+    async def _call(self, method: str, params: dict[str, Any]) -> tuple[int, dict]:
         params = _normalise(params)
         record = ApiCall(method, params, time.monotonic())
         self.calls.append(record)
@@ -491,6 +516,7 @@ class FakeBotAPI:
         if handler is None:
             return 404, ApiError(404, "Not Found").payload()
         try:
+            self._check_flood(record)
             result = handler(params)
             if asyncio.iscoroutine(result):
                 result = await result
@@ -500,6 +526,19 @@ class FakeBotAPI:
             chat_id = params.get("chat_id")
             self._notify("calls", ("chat", chat_id))
         return 200, {"ok": True, "result": result}
+
+    def _check_flood(self, record: ApiCall) -> None:
+        """Telegram's overall limit: at most `flood_limit` calls naming a chat in any window."""
+        if self.flood_limit is None or "chat_id" not in record.params:
+            return
+        window = self._flood_times
+        while window and record.at - window[0] >= self.flood_window_s:
+            window.popleft()
+        if len(window) >= self.flood_limit:
+            retry_after = max(1, math.ceil(window[0] + self.flood_window_s - record.at))
+            self.flood_limited.append(record)
+            raise ApiError(429, f"Too Many Requests: retry after {retry_after}", retry_after)
+        window.append(record.at)
 
     def _bot_user(self) -> dict:
         return {"id": self.bot_id, "is_bot": True, "first_name": self.first_name, "username": self.username}

@@ -191,12 +191,31 @@ async def start_bot(api: FakeBotAPI, settings: Settings, engine, **serve_kwargs)
 
 
 @pytest.fixture
-async def make_bot(api, scripted):
-    """Factory: `await make_bot(rate_limit_messages=3)` -> a RunningBot on the fake server."""
+async def make_api():
+    """Factory: `await make_api(flood_limit=5)` -> another started FakeBotAPI, stopped afterwards."""
+    started: list[FakeBotAPI] = []
+
+    async def factory(**kwargs) -> FakeBotAPI:
+        fake = FakeBotAPI(**kwargs)
+        await fake.start()
+        started.append(fake)
+        return fake
+
+    yield factory
+    for fake in started:
+        await fake.stop()
+
+
+@pytest.fixture
+async def make_bot(api, scripted, make_api):
+    """Factory: `await make_bot(rate_limit_messages=3)` -> a RunningBot on the fake server
+    (`on=` another FakeBotAPI from make_api)."""
     started: list[RunningBot] = []
 
-    async def factory(*, engine=None, serve_kwargs: dict | None = None, **settings_overrides) -> RunningBot:
-        running = await start_bot(api, make_settings(api, **settings_overrides), engine or scripted,
+    async def factory(*, engine=None, serve_kwargs: dict | None = None, on: FakeBotAPI | None = None,
+                      **settings_overrides) -> RunningBot:
+        server = on or api
+        running = await start_bot(server, make_settings(server, **settings_overrides), engine or scripted,
                                   **(serve_kwargs or {}))
         started.append(running)
         return running

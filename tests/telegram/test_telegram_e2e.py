@@ -221,6 +221,39 @@ async def test_flood_control_is_survived(bot, api):
     assert again.plain
 
 
+def most_chat_calls_in_one_second(api) -> int:
+    stamps = sorted(c.at for c in api.calls if "chat_id" in c.params)
+    return max((sum(1 for t in stamps[i:] if t - start < 1.0) for i, start in enumerate(stamps)), default=0)
+
+
+async def test_a_burst_of_users_stays_under_telegrams_limit_without_a_429(bot, api):
+    users = [900_000 + i for i in range(60)]
+    started = time.monotonic()
+    for user in users:
+        api.user_message(user, f"FOLLOWUPS 第{user}位用户的问题")
+    replies = await asyncio.gather(*(api.wait_for_messages(user, timeout=30) for user in users))
+    assert all(reply.plain.startswith("回答：FOLLOWUPS") for [reply] in replies)
+    assert api.responses[429] == 0 and api.flood_limited == []
+    assert most_chat_calls_in_one_second(api) <= 30
+    assert time.monotonic() - started >= 1.5  # 60 answers at most 28 a second: paced, none dropped
+
+
+async def test_429s_from_the_rate_enforcing_api_are_waited_out_and_counted(make_api, make_bot):
+    # A Telegram stricter than we throttle for (5 a second): it answers 429, and every
+    # request waits what it asks before the refused ones are sent again.
+    strict = await make_api(flood_limit=5)
+    bot = await make_bot(on=strict)
+    users = [910_000 + i for i in range(8)]
+    for user in users:
+        strict.user_message(user, f"FOLLOWUPS 第{user}位")
+    replies = await asyncio.gather(*(strict.wait_for_messages(user, timeout=30) for user in users))
+    assert all(reply.plain.startswith("回答：FOLLOWUPS") for [reply] in replies)
+    await strict.settle(0.3)
+    assert all(strict.unread(user) == [] for user in users)  # each answered once
+    assert strict.responses[429] == len(strict.flood_limited) > 0
+    assert get_frontend(bot.app).retrying.flood_controlled == strict.responses[429]  # every one seen by the bot
+
+
 async def test_network_errors_are_survived(bot, api):
     api.fail_next("sendMessage", drop=True)
     api.fail_next("sendChatAction", drop=True)

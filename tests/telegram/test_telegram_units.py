@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dtm
 import logging
 
@@ -10,7 +11,7 @@ from telegram.error import BadRequest, NetworkError, RetryAfter, TimedOut
 
 from bot.reply import Reply, Source
 from bot.telegram import texts
-from bot.telegram.fake_api import ApiError, parse_telegram_html
+from bot.telegram.fake_api import ApiError, FakeBotAPI, parse_telegram_html
 from bot.telegram.format import (
     MAX_MESSAGE_LEN,
     SuggestionBook,
@@ -21,7 +22,7 @@ from bot.telegram.format import (
     utf16_len,
 )
 from bot.telegram.logs import format_event, keyed_hash, safe_traceback
-from bot.telegram.ratelimit import RetryingRateLimiter, UserRateLimiter
+from bot.telegram.ratelimit import OVERALL_BURST, OVERALL_PER_S, RetryingRateLimiter, UserRateLimiter
 
 pytestmark = pytest.mark.filterwarnings("ignore::telegram.warnings.PTBDeprecationWarning")
 
@@ -191,6 +192,93 @@ async def test_retries_are_bounded_and_bad_requests_are_not_retried():
     with pytest.raises(TimedOut):
         await limiter.process_request(typing, (), {}, "sendChatAction", {}, None)
     assert typing.calls == 1
+
+
+def most_in_any_window(stamps: list[float], window_s: float = 1.0) -> int:
+    stamps = sorted(stamps)
+    return max((sum(1 for t in stamps[i:] if t - start < window_s) for i, start in enumerate(stamps)), default=0)
+
+
+async def test_outgoing_messages_are_throttled_under_telegrams_overall_limit():
+    limiter = RetryingRateLimiter()
+    loop = asyncio.get_running_loop()
+    sent: list[float] = []
+
+    async def send():
+        sent.append(loop.time())
+        return {"ok": True}
+
+    started = loop.time()
+    await asyncio.gather(*(limiter.process_request(send, (), {}, "sendMessage", {"chat_id": 1000 + i}, None)
+                           for i in range(45)))
+    assert len(sent) == 45
+    assert most_in_any_window(sent) <= OVERALL_BURST + OVERALL_PER_S < 30  # Telegram's 30 a second
+    assert loop.time() - started >= (45 - OVERALL_BURST) / OVERALL_PER_S - 0.05  # paced, not dropped
+
+
+async def test_chat_actions_are_skipped_when_there_is_no_room_and_groups_have_their_own_bucket():
+    limiter = RetryingRateLimiter()
+    calls: list[str] = []
+
+    def call(name):
+        async def send():
+            calls.append(name)
+            return True
+        return send
+
+    for i in range(OVERALL_BURST):  # the overall bucket is full now
+        await limiter.process_request(call(f"m{i}"), (), {}, "sendMessage", {"chat_id": 5}, None)
+    assert await limiter.process_request(call("typing"), (), {}, "sendChatAction", {"chat_id": 5}, None) is True
+    assert "typing" not in calls and limiter.skipped_chat_actions == 1
+    await asyncio.sleep(0.2)  # room again
+    await limiter.process_request(call("typing"), (), {}, "sendChatAction", {"chat_id": 5}, None)
+    assert calls[-1] == "typing"
+
+    # A group gets 2 at once, then one about every 3.5 s (under 20 a minute); other chats go on meanwhile.
+    group = [asyncio.ensure_future(limiter.process_request(call(f"g{i}"), (), {}, "sendMessage",
+                                                           {"chat_id": -100123}, None)) for i in range(3)]
+    await asyncio.sleep(0.3)
+    await limiter.process_request(call("private"), (), {}, "sendMessage", {"chat_id": 6}, None)
+    assert [task.done() for task in group] == [True, True, False] and calls[-1] == "private"
+    group[2].cancel()
+
+
+async def test_a_429_holds_every_request_for_the_time_telegram_asks():
+    limiter = RetryingRateLimiter()
+    loop = asyncio.get_running_loop()
+    flooded = Flaky(RetryAfter(1))
+    started = loop.time()
+    first = asyncio.ensure_future(limiter.process_request(flooded, (), {}, "sendMessage", {"chat_id": 1}, None))
+    await asyncio.sleep(0.1)
+    other_sent = []
+
+    async def other():
+        other_sent.append(loop.time() - started)
+        return True
+
+    await limiter.process_request(other, (), {}, "sendMessage", {"chat_id": 2}, None)
+    assert await first == {"ok": True} and flooded.calls == 2
+    assert other_sent[0] >= 1.0  # waited with everyone else
+    assert limiter.flood_controlled == 1
+    # Chat actions are not queued behind a flood wait either.
+    limiter._flood_gate.clear()
+    assert await limiter.process_request(other, (), {}, "sendChatAction", {"chat_id": 2}, None) is True
+    assert len(other_sent) == 1
+
+
+async def test_fake_api_answers_429_beyond_30_calls_a_second_and_counts_them():
+    api = FakeBotAPI(flood_window_s=0.3)
+    statuses = [(await api.call("sendMessage", {"chat_id": 5, "text": f"第{i}条"}))[0] for i in range(30)]
+    assert statuses == [200] * 30
+    status, body = await api.call("sendChatAction", {"chat_id": 6, "action": "typing"})  # any call naming a chat
+    assert status == 429 and body["parameters"]["retry_after"] == 1 and "Too Many Requests" in body["description"]
+    assert (await api.call("getMe", {}))[0] == 200  # calls without a chat are not limited
+    assert api.responses[429] == 1 and [c.method for c in api.flood_limited] == ["sendChatAction"]
+    assert len(api.messages(5)) == 30
+    await asyncio.sleep(0.3)
+    assert (await api.call("sendMessage", {"chat_id": 5, "text": "又可以了"}))[0] == 200
+    unlimited = FakeBotAPI(flood_limit=None)
+    assert {(await unlimited.call("sendMessage", {"chat_id": 5, "text": "x"}))[0] for _ in range(50)} == {200}
 
 
 # --- logs ------------------------------------------------------------------------------------------------
