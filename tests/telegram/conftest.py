@@ -35,6 +35,11 @@ from bot.telegram.fake_api import FakeBotAPI, SentMessage
 from bot.telegram.fake_engine import LONG_PARAGRAPH, FakeEngine
 from bot.telegram.handlers import FrontEnd
 
+try:  # a real redis-server on loopback (tests/test_sessions.py starts it), for buttons shared through Redis
+    from test_sessions import redis_client, redis_url  # noqa: F401
+except ImportError:  # the fixtures live in tests/conftest.py instead
+    pass
+
 
 @pytest.fixture
 def inner_engine(request):
@@ -271,8 +276,8 @@ class InProcessBot:
         return unread
 
 
-async def _make_inproc(settings_overrides: dict, scripted: ScriptedEngine) -> InProcessBot:
-    api = FakeBotAPI()
+async def _make_inproc(settings_overrides: dict, scripted: ScriptedEngine, api: FakeBotAPI | None = None) -> InProcessBot:
+    api = api or FakeBotAPI()
     values = {"rate_limit_messages": 50, "rate_limit_window_s": 30.0, **settings_overrides}
     settings = Settings(_env_file=None, telegram_bot_token=api.token, **values)
     app = build_application(settings, scripted, request=api.request())
@@ -285,8 +290,9 @@ async def make_inproc(scripted):
     """Factory: `await make_inproc(rate_limit_messages=3)` -> a handler-level harness."""
     made: list[InProcessBot] = []
 
-    async def factory(**settings_overrides) -> InProcessBot:
-        harness = await _make_inproc(settings_overrides, scripted)
+    async def factory(*, api: FakeBotAPI | None = None, **settings_overrides) -> InProcessBot:
+        """`api=` another harness's FakeBotAPI: a second bot process serving the same chats."""
+        harness = await _make_inproc(settings_overrides, scripted, api)
         made.append(harness)
         return harness
 

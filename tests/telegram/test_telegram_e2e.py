@@ -70,6 +70,18 @@ async def test_buttons_work_when_pressed(real_bot, api):
     assert len(api.callback_answers) == 2
 
 
+async def test_a_button_still_works_after_a_restart(make_bot, api):
+    first = await make_bot()
+    [answer] = await first.ask(ME, "FOLLOWUPS 重启之前的问题")
+    await first.shutdown()
+    second = await make_bot()  # a new process: new Application, empty caches, the same stores
+    assert get_frontend(second.app) is not get_frontend(first.app)
+    api.press_button(ME, label="怎么和平台协商分期还款", message_id=answer.message_id)
+    [reply] = await api.wait_for_messages(ME)
+    assert reply.plain.startswith("怎么和平台协商分期还款")
+    assert api.callback_answers[-1]["text"] is None  # not "expired"
+
+
 async def test_complain_gives_channels_and_evidence_from_the_knowledge_base(real_bot, api):
     channels, evidence = await real_bot.ask(ME, "/complain", count=2)
     assert real_bot.engine.texts() == list(texts.COMPLAIN_QUESTIONS)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dtm
+import json
 import logging
 
 import pytest
@@ -13,8 +14,9 @@ from bot.reply import Reply, Source
 from bot.telegram import texts
 from bot.telegram.fake_api import ApiError, FakeBotAPI, parse_telegram_html
 from bot.telegram.format import (
+    MAX_CALLBACK_BYTES,
     MAX_MESSAGE_LEN,
-    SuggestionBook,
+    button_key,
     render_reply,
     sources_line,
     suggestions_keyboard,
@@ -83,31 +85,62 @@ def test_limit_counts_utf16_code_units():
     assert len(chunks) == 2 and all(utf16_len(c) <= MAX_MESSAGE_LEN for c in chunks)
 
 
-def test_suggestion_buttons_fit_callback_data_and_map_back():
-    book = SuggestionBook()
+def test_suggestion_buttons_fit_callback_data_and_carry_a_key_derived_from_the_text():
     long_question = "如果催收人员在晚上十点以后还一直打电话给我的家人和同事，我应该怎么保存证据并投诉，还要注意什么"
-    markup = suggestions_keyboard(["怎么协商", long_question, "怎么协商", ""], book, one_shot=False)
+    markup = suggestions_keyboard(["怎么协商", long_question, "怎么 协商", "怎么协商", ""], one_shot=False)
     buttons = [b for row in markup.inline_keyboard for b in row]
-    assert len(buttons) == 2  # duplicates and blanks dropped
+    assert [b.text for b in buttons] == ["怎么协商", long_question[:39] + "…", "怎么 协商"]  # repeats and blanks dropped
     for button in buttons:
-        assert len(button.callback_data.encode()) <= 64
+        assert len(button.callback_data.encode()) <= MAX_CALLBACK_BYTES
         assert button.callback_data.startswith("q:")
         assert len(button.text) <= 40
-    assert book.get(buttons[1].callback_data[2:]) == long_question
-    clarify = suggestions_keyboard(["A"], book, one_shot=True)
-    assert clarify.inline_keyboard[0][0].callback_data.startswith("c:")
-    assert suggestions_keyboard([], book, one_shot=False) is None
+    # The same text always gets the same key: any process, after any restart.
+    assert buttons[1].callback_data == "q:" + button_key(long_question) and len(button_key(long_question)) == 12
+    assert len({b.callback_data for b in buttons}) == 3
+    clarify = suggestions_keyboard(["A"], one_shot=True)
+    assert clarify.inline_keyboard[0][0].callback_data == "c:" + button_key("A")
+    assert suggestions_keyboard([], one_shot=False) is None
 
 
-def test_suggestion_book_expires_and_is_bounded():
-    now = [0.0]
-    book = SuggestionBook(ttl_s=100, capacity=3, clock=lambda: now[0])
-    first = book.add("一")
-    keys = [book.add(t) for t in ("二", "三", "四")]
-    assert book.get(first) is None  # evicted by capacity
-    assert [book.get(k) for k in keys] == ["二", "三", "四"]
-    now[0] = 101
-    assert book.get(keys[0]) is None and len(book) == 0
+async def test_button_store_resolves_keys_through_its_backend_and_keeps_nothing_else(tmp_path):
+    from bot.sessions import SQLiteSessionStore
+    from bot.telegram.buttons import BUTTON_TTL_S, ButtonStore
+
+    backend = SQLiteSessionStore(tmp_path / "buttons.sqlite3", idle_timeout_s=BUTTON_TTL_S)
+    first = ButtonStore(backend)
+    await first.remember(["怎么和平台协商分期还款", " 怎么和平台协商分期还款 ", "催收骚扰去哪里投诉"])
+    key = button_key("怎么和平台协商分期还款")
+    assert await first.lookup(key) == "怎么和平台协商分期还款"
+    # Another process (or this one after a restart) has an empty cache: the backend answers.
+    second = ButtonStore(SQLiteSessionStore(tmp_path / "buttons.sqlite3", idle_timeout_s=BUTTON_TTL_S))
+    assert await second.lookup(key) == "怎么和平台协商分期还款"
+    assert await second.lookup(button_key("催收骚扰去哪里投诉")) == "催收骚扰去哪里投诉"
+    assert await second.lookup("doesnotexist") is None
+    rows = backend._db.execute("SELECT state FROM sessions").fetchall()
+    assert sorted(json.loads(state)["text"] for (state,) in rows) == ["催收骚扰去哪里投诉", "怎么和平台协商分期还款"]
+    assert all(set(json.loads(state)) == {"text"} for (state,) in rows)  # no chat, no user, no time
+    first.close()
+    second.close()
+
+
+async def test_button_store_failures_are_logged_and_the_cache_still_answers(caplog):
+    from bot.telegram.buttons import ButtonStore
+
+    class Down:
+        def save(self, conversation_id, state):
+            raise ConnectionError("redis is down")
+
+        def load(self, conversation_id):
+            raise ConnectionError("redis is down")
+
+    store = ButtonStore(Down())
+    with caplog.at_level(logging.WARNING, logger="bot.telegram.buttons"):
+        await store.remember(["怎么协商"])
+        assert await store.lookup(button_key("怎么协商")) == "怎么协商"  # this process still knows it
+        assert await store.lookup(button_key("别的问题")) is None
+    assert [r.getMessage() for r in caplog.records] == [
+        "event=button_store_failed op=save error=ConnectionError",
+        "event=button_store_failed op=load error=ConnectionError"]
 
 
 def test_topics_keyboard_has_every_topic():
