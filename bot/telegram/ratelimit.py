@@ -109,8 +109,8 @@ class RetryingRateLimiter(AIORateLimiter):
 
     - Throttling: requests that name a chat wait for room in the overall
       bucket, and in the group's bucket for groups (see OVERALL_PER_S above).
-    - Chat actions ("typing…") are cosmetic: sent only when there is room
-      right now, never queued behind answers, never retried.
+    - Chat actions ("typing…") are cosmetic: sent only when they would not
+      take the last free slot, never queued, never retried.
     - RetryAfter: every request pauses for what Telegram asks (plus a little
       jitter) and the failed one is retried, at most `max_flood_retries` times
       and never for a wait above `max_retry_after_s`.
@@ -183,22 +183,27 @@ class RetryingRateLimiter(AIORateLimiter):
             if self._flood_waiting == 0:
                 self._flood_gate.set()
 
-    def _room_now(self, data: dict[str, Any]) -> bool:
-        """Whether a request for this chat would go out now, without queueing."""
+    def _room_to_spare(self, data: dict[str, Any]) -> bool:
+        """Whether this chat's buckets could take this request and one more right now.
+
+        Cosmetic requests go out only then: they never take the last slot, so
+        under load Telegram's allowance goes to answers, while a bot that is not
+        busy still shows "typing…".
+        """
         if not self._flood_gate.is_set():
             return False
         chat_id = data.get("chat_id")
         if chat_id is None:
             return True
         overall = getattr(self, "_base_limiter", None)  # AIORateLimiter's buckets
-        if overall is not None and not overall.has_capacity():
+        if overall is not None and not overall.has_capacity(2):
             return False
         with contextlib.suppress(ValueError, TypeError):
             chat_id = int(chat_id)
         if isinstance(chat_id, int) and chat_id > 0:
             return True  # a private chat: no group bucket
         group = getattr(self, "_group_limiters", {}).get(chat_id)
-        return group is None or group.has_capacity()
+        return group is None or group.has_capacity(2)
 
     async def process_request(
         self,
@@ -209,7 +214,7 @@ class RetryingRateLimiter(AIORateLimiter):
         data: dict[str, Any],
         rate_limit_args: int | None,
     ) -> bool | dict[str, Any] | list[dict[str, Any]]:
-        if endpoint in self.COSMETIC and not self._room_now(data):
+        if endpoint in self.COSMETIC and not self._room_to_spare(data):
             self.skipped_chat_actions += 1
             return True  # what Telegram answers to a chat action
         flood_retries = 0
