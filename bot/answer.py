@@ -15,6 +15,7 @@ import time
 from dataclasses import dataclass, field
 
 from bot import texts
+from bot.calibration import BUNDLED_THRESHOLDS, Thresholds
 from bot.reply import Reply, Source
 from bot.retrieval import Hit, RetrievalResult, Retriever
 from bot.safety import Assessment, assess, is_domain
@@ -30,8 +31,9 @@ SUPPORT_QUERY = "逾期了很焦虑 压力很大 想找人聊聊"
 DISCLAIMER_TOPICS = {"利息费用", "法律诉讼"}
 PRODUCT_USAGE = re.compile(r"继续用|还能用|能不能(继续)?用(吗|了)?\s*$|能用吗|开通|额度|提额|提前还|还款日|账单日|"
                            r"怎么查|在哪查|查询征信|注销花呗|解冻|冻结")
-# A match this close to an entry's own wording is trusted without further checks.
-STRONG_MATCH = 0.8
+# A match this close to an entry's own wording is trusted without further checks
+# (the bundled model's number; each store records its model's: self.thresholds).
+STRONG_MATCH = BUNDLED_THRESHOLDS.strong
 # A second entry whose fused score is this close to the first gets a line of its own.
 RUNNER_UP_SCORE_RATIO = 0.97
 
@@ -72,15 +74,21 @@ class AnswerEngine:
         # Optional language model (bot/llm.py LLMGenerator); None = offline composer only.
         self.generator = generator
 
+    @property
+    def thresholds(self) -> Thresholds:
+        """Similarity thresholds for the embedding model the store was built with (bot/calibration.py)."""
+        return self.retriever.thresholds
+
     # --- decisions ------------------------------------------------------------------
     def is_confident(self, result: RetrievalResult) -> bool:
         """Is the best match good enough to answer from? (the "not in my knowledge" line)"""
         top = result.top
         if top is None:
             return False
-        threshold = self.settings.relevance_threshold
+        thresholds = self.thresholds
+        threshold = thresholds.relevance
         if (not has_problem_word(result.normalised) or PRODUCT_USAGE.search(result.normalised)) \
-                and top.dense < STRONG_MATCH:
+                and top.dense < thresholds.strong:
             # About using a product rather than trouble with a debt ("花呗额度怎么提高",
             # "逾期了还能继续用吗"): the knowledge base does not cover it, however
             # similar it sounds, unless an entry asks nearly the same question.
@@ -143,7 +151,7 @@ class AnswerEngine:
             # Distress is always in scope and comes first: the support entry (with its
             # helplines); the practical match, if good, follows in one line.
             practical = next((h for h in result.hits if h.unit.topic != CRISIS_TOPIC and h.unit.source_type == "faq"
-                              and h.dense >= self.settings.relevance_threshold), None)
+                              and h.dense >= self.thresholds.relevance), None)
             support = next((h for h in result.hits if h.unit.topic == CRISIS_TOPIC), None)
             if support is None:
                 found = self.retriever.search(SUPPORT_QUERY, k=3)
@@ -159,7 +167,7 @@ class AnswerEngine:
             top = result.top
             tagged = next((h for h in result.hits[1:5] if prefer_tag in h.unit.tags
                            and h.unit.topic == top.unit.topic
-                           and h.dense >= self.settings.relevance_threshold), None)
+                           and h.dense >= self.thresholds.relevance), None)
             if tagged is None and any(t in top.unit.tags for t in STAGE_TAGS):
                 # The match is a stage entry, but for another stage than the one the
                 # person is in: take that stage's entry, standing in at the same strength.
@@ -172,7 +180,7 @@ class AnswerEngine:
             # Move along the entry's own related links, to a good match only.
             related = set(result.top.unit.related)
             alternative = next((h for h in result.hits[1:4] if h.unit.id in related
-                                and h.dense >= self.settings.relevance_threshold + 0.1), None)
+                                and h.dense >= self.thresholds.relevance + 0.1), None)
             if alternative is not None:
                 result.promote(alternative)
         return self._compose(result, slots or Slots(), started, assessment)
@@ -219,7 +227,7 @@ class AnswerEngine:
         both_legs_agree = (second.dense_rank or 99) <= 2 and (second.lexical_rank or 99) <= 2
         if (second.unit.source_type == "faq" and second.unit.topic != CRISIS_TOPIC and both_legs_agree
                 and second.score >= RUNNER_UP_SCORE_RATIO * top.score
-                and second.dense >= max(self.settings.relevance_threshold + 0.15, top.dense - 0.05)):
+                and second.dense >= max(self.thresholds.relevance + 0.15, top.dense - 0.05)):
             return second
         return None
 

@@ -14,7 +14,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from bot.embeddings import Embedder, get_embedder
+from bot.calibration import check_prompts, manifest_extra
+from bot.embeddings import Embedder, embedder_for
 from bot.settings import Settings
 from bot.store import IngestLock, KnowledgeStore, Manifest, check_embedding_model, new_version_id
 from ingest.chunking import Chunk, chunk_units
@@ -88,7 +89,7 @@ class IngestService:
     @property
     def embedder(self) -> Embedder:
         if self._embedder is None:
-            self._embedder = get_embedder(self.settings.embedding_model)
+            self._embedder = embedder_for(self.settings)
         return self._embedder
 
     def run(self, *, knowledge_dir: Path | None = None, dry_run: bool = False, rebuild: bool = False,
@@ -108,6 +109,7 @@ class IngestService:
             if current is not None and not rebuild:
                 # Fail before any work when the store was built with another model.
                 check_embedding_model(current, self.embedder.name, self.embedder.dimension)
+                check_prompts(current, self.embedder)
                 old_collection = self.store.open_collection(current)
                 got = old_collection.get(include=["metadatas"])
                 for cid, meta in zip(got["ids"], got["metadatas"]):
@@ -142,6 +144,8 @@ class IngestService:
                     chunks=len(chunks),
                     units=len(units),
                     created_at=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+                    # Prompts, and similarity thresholds calibrated for this model (bot/calibration.py).
+                    extra=manifest_extra(self.embedder, collection),
                 )
                 self.store.publish(manifest)
             except BaseException:
