@@ -312,16 +312,21 @@ work was running on the same machine, so absolute times vary from run to run).
 - **None lost** is the point: every message got exactly one answer, no error
   replies, no duplicates, and the engine was called once per message.
 - **429s received** is the second point: the bot throttles its own sending
-  (PTB's `AIORateLimiter`, at most 28 calls naming a chat in any second) so
-  that Telegram never has to refuse it; every 429 would hold all sending for
-  a second or more.
+  (PTB's `AIORateLimiter`, at most 24 calls naming a chat let through in any
+  second) so that Telegram never has to refuse it; every 429 would hold all
+  sending for a second or more.
 - *stress* is a closed loop with no pause: the 100 users always have a message
   waiting, so reply time is about users ÷ throughput (Little's law). Its
-  throughput is capped by Telegram's limit, not by this machine: one bot
-  sends at most about 25 answers a second, however fast it computes them, and
-  "typing…" is skipped while sending is at the cap.
+  throughput is capped by Telegram's limit when this machine is fast enough:
+  one bot sends at most about 21 answers a second, however fast it computes
+  them, and "typing…" is skipped while sending is at the cap.
 - *paced* is closer to people chatting (a few seconds between messages is
-  still much faster than real users, who read and type).
+  still much faster than real users, who read and type). 100 users each
+  sending every 2–6 s offer about 25 messages a second, more than one bot may
+  send (about 21 a second with "typing…" skipped), so answers queue behind
+  Telegram's limit too: with an instant engine (`--engine fake`) this
+  scenario gives p50 0.75 s, p95 2.4 s, and *stress* about users ÷ 21 a
+  second ≈ 4.8 s.
 - With the real engine, reply time is mostly retrieval (CPU), run on
   {workers} worker threads so the event loop keeps fetching updates and
   sending other users' answers meanwhile; the engine work queues when more
@@ -330,7 +335,8 @@ work was running on the same machine, so absolute times vary from run to run).
   where Telegram is remote, has more headroom than shown here.
 - Scaling past one process: webhook mode (WEBHOOK_URL) behind a load balancer
   with several bot processes sharing sessions through REDIS_URL. Long polling
-  allows one consumer per bot token.
+  allows one consumer per bot token. Telegram's 30 a second is per bot, not
+  per process: more processes add CPU for answers, not sending capacity.
 
 Re-run: `.venv/bin/python bench/telegram_load.py` (options: `--users`, `--messages`,
 `--scenario stress|paced`, `--mode burst`, `--engine fake|real`, `--workers`,

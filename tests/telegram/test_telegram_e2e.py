@@ -247,7 +247,7 @@ async def test_a_burst_of_users_stays_under_telegrams_limit_without_a_429(bot, a
     assert all(reply.plain.startswith("回答：FOLLOWUPS") for [reply] in replies)
     assert api.responses[429] == 0 and api.flood_limited == []
     assert most_chat_calls_in_one_second(api) <= 30
-    assert time.monotonic() - started >= 1.5  # 60 answers at most 28 a second: paced, none dropped
+    assert time.monotonic() - started >= 2.0  # 60 answers, at most 24 a second: paced, none dropped
 
 
 async def test_429s_from_the_rate_enforcing_api_are_waited_out_and_counted(make_api, make_bot):
