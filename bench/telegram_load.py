@@ -9,7 +9,10 @@ at the same time.
 It checks that every message was answered exactly once (none lost, none
 duplicated, no error or rate-limit notices) and records reply times: from the
 moment the update is available to the bot to the moment the fake server
-receives the answer's last message.
+receives the answer's last message. The fake server enforces Telegram's flood
+limit (more than 30 calls naming a chat in one second get 429 with
+retry_after); the bot throttles itself below it, and the run reports how many
+429s it still received (the goal is none).
 
 Engine: the real one (bot.dialogue.build_engine, on the configured store, with
 sessions in a temporary SQLite file) when it loads, else the fake engine; the
@@ -166,17 +169,29 @@ SCENARIOS = {
 }
 
 
+def most_in_one_second(stamps: list[float]) -> int:
+    stamps = sorted(stamps)
+    best, start = 0, 0
+    for end, at in enumerate(stamps):
+        while at - stamps[start] >= 1.0:
+            start += 1
+        best = max(best, end - start + 1)
+    return best
+
+
 async def run_scenario(name: str, engine: CountingEngine, engine_name: str, base: Settings,
-                       args: argparse.Namespace, scenario_index: int) -> dict:
+                       args: argparse.Namespace, scenario_index: int, session_dir: Path) -> dict:
     think_s = SCENARIOS[name]
-    api = FakeBotAPI()
+    api = FakeBotAPI()  # Telegram's 30 a second enforced
     await api.start()
     settings = base.model_copy(update={
         "telegram_bot_token": api.token, "telegram_base_url": api.base_url, "webhook_url": None,
         "rate_limit_messages": 10 * args.messages + 10, "rate_limit_window_s": 1.0,
+        "session_db": session_dir / "sessions.sqlite3", "redis_url": None,  # buttons beside it
     })
     app = build_application(settings, engine, engine_workers=args.workers)
-    workers = get_frontend(app).executor._max_workers
+    frontend = get_frontend(app)
+    workers = frontend.executor._max_workers
     stop, ready = asyncio.Event(), asyncio.Event()
     server = asyncio.create_task(serve(app, settings, stop=stop, ready=ready, poll_timeout=10))
     await asyncio.wait_for(ready.wait(), 60)
@@ -207,6 +222,11 @@ async def run_scenario(name: str, engine: CountingEngine, engine_name: str, base
         "engine_calls": engine.handled - calls_before,
         "error_replies": result.errors,
         "rate_limited": result.rate_limited,
+        "http_429": api.responses[429],
+        "bot_saw_429": frontend.retrying.flood_controlled if frontend.retrying else None,
+        "most_chat_calls_per_s": most_in_one_second([c.at for c in api.calls if "chat_id" in c.params]),
+        "chat_actions_sent": len(api.chat_actions),
+        "chat_actions_skipped": frontend.retrying.skipped_chat_actions if frontend.retrying else 0,
         "p50_ms": percentile(result.latencies_ms, 0.50),
         "p95_ms": percentile(result.latencies_ms, 0.95),
         "max_ms": max(result.latencies_ms, default=float("nan")),
@@ -224,7 +244,7 @@ async def run_benchmark(args: argparse.Namespace) -> list[dict]:
     with tempfile.TemporaryDirectory(prefix="telegram-load-") as tmp:
         inner, engine_name = load_engine(args.engine, base, Path(tmp))
         engine = CountingEngine(inner)
-        return [await run_scenario(name, engine, engine_name, base, args, index)
+        return [await run_scenario(name, engine, engine_name, base, args, index, Path(tmp))
                 for index, name in enumerate(args.scenario)]
 
 
@@ -242,13 +262,17 @@ def markdown(summaries: list[dict]) -> str:
         ("unexpected extra messages", lambda s: s["extra_messages"]),
         ("engine calls", lambda s: s["engine_calls"]),
         ("error replies / rate-limit notices", lambda s: f'{s["error_replies"]} / {s["rate_limited"]}'),
+        ("429s received (goal 0)", lambda s: s["http_429"]),
+        ("most calls naming a chat in one second (Telegram: 30)", lambda s: s["most_chat_calls_per_s"]),
+        ("typing actions sent / skipped under load", lambda s: f'{s["chat_actions_sent"]} / {s["chat_actions_skipped"]}'),
         ("reply time p50", lambda s: f'{s["p50_ms"]:.0f} ms'),
         ("reply time p95", lambda s: f'{s["p95_ms"]:.0f} ms'),
         ("reply time max", lambda s: f'{s["max_ms"]:.0f} ms'),
         ("wall time", lambda s: f'{s["wall_s"]:.1f} s'),
         ("throughput", lambda s: f'{s["throughput"]:.1f} answers/s'),
         ("engine worker threads", lambda s: s["workers"]),
-        ("result", lambda s: "all answered, none lost" if s["ok"] else "**PROBLEMS** (see rows)"),
+        ("result", lambda s: ("all answered, none lost" + (", no 429" if not s["http_429"] else ""))
+                            if s["ok"] else "**PROBLEMS** (see rows)"),
     ]
     header = "| measure | " + " | ".join(f'{s["scenario"]} ({s["mode"]})' for s in summaries) + " |"
     lines = [header, "| --- |" + " --- |" * len(summaries)]
@@ -269,11 +293,13 @@ def write_doc(path: Path, table: str, summaries: list[dict], args: argparse.Name
 
 {args.users} simulated users send {args.messages} messages each, all users at the
 same time, to the real python-telegram-bot `Application` long-polling the fake
-Bot API server (`bot/telegram/fake_api.py`) over loopback HTTP. Each user waits
-for the answer before sending the next message (in *paced*, also pauses as if
-reading it). Reply time is from the moment an update can be fetched by the bot
-until the fake server receives the answer. The per-user rate limit is raised
-for the run; everything else is as in production.
+Bot API server (`bot/telegram/fake_api.py`) over loopback HTTP. The fake
+enforces Telegram's flood limit: more than 30 calls naming a chat (messages,
+edits, chat actions) in one second are answered 429 with `retry_after`. Each
+user waits for the answer before sending the next message (in *paced*, also
+pauses as if reading it). Reply time is from the moment an update can be
+fetched by the bot until the fake server receives the answer. The per-user
+rate limit is raised for the run; everything else is as in production.
 
 {table}
 
@@ -285,11 +311,22 @@ work was running on the same machine, so absolute times vary from run to run).
 
 - **None lost** is the point: every message got exactly one answer, no error
   replies, no duplicates, and the engine was called once per message.
+- **429s received** is the second point: the bot throttles its own sending
+  (PTB's `AIORateLimiter`, at most 24 calls naming a chat let through in any
+  second) so that Telegram never has to refuse it; every 429 would hold all
+  sending for a second or more.
 - *stress* is a closed loop with no pause: the 100 users always have a message
-  waiting, so reply time is about users ÷ throughput (Little's law). It shows
-  the ceiling of this machine, not what one user feels.
+  waiting, so reply time is about users ÷ throughput (Little's law). Its
+  throughput is capped by Telegram's limit when this machine is fast enough:
+  one bot sends at most about 21 answers a second, however fast it computes
+  them, and "typing…" is skipped while sending is at the cap.
 - *paced* is closer to people chatting (a few seconds between messages is
-  still much faster than real users, who read and type).
+  still much faster than real users, who read and type). 100 users each
+  sending every 2–6 s offer about 25 messages a second, more than one bot may
+  send (about 21 a second with "typing…" skipped), so answers queue behind
+  Telegram's limit too: with an instant engine (`--engine fake`) this
+  scenario gives p50 0.75 s, p95 2.4 s, and *stress* about users ÷ 21 a
+  second ≈ 4.8 s.
 - With the real engine, reply time is mostly retrieval (CPU), run on
   {workers} worker threads so the event loop keeps fetching updates and
   sending other users' answers meanwhile; the engine work queues when more
@@ -298,7 +335,8 @@ work was running on the same machine, so absolute times vary from run to run).
   where Telegram is remote, has more headroom than shown here.
 - Scaling past one process: webhook mode (WEBHOOK_URL) behind a load balancer
   with several bot processes sharing sessions through REDIS_URL. Long polling
-  allows one consumer per bot token.
+  allows one consumer per bot token. Telegram's 30 a second is per bot, not
+  per process: more processes add CPU for answers, not sending capacity.
 
 Re-run: `.venv/bin/python bench/telegram_load.py` (options: `--users`, `--messages`,
 `--scenario stress|paced`, `--mode burst`, `--engine fake|real`, `--workers`,

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field, replace
 
 from bot import texts
 from bot.answerability import Decision
+from bot.calibration import BUNDLED_THRESHOLDS, Thresholds
 from bot.reply import Reply, Source
 from bot.retrieval import Hit, RetrievalResult, Retriever, Unit
 from bot.safety import THANKS, WHO_ARE_YOU, Assessment, assess
@@ -33,8 +34,9 @@ PRODUCT_USAGE = re.compile(r"继续用|还能用|能不能(继续)?用(吗|了)?
 USAGE_ENTRY_TAG = "使用问题"
 REPAYMENT_CONTEXT = re.compile(r"还清|还完|还了|还上|结清|还款|扣款|扣了|扣走|被扣|降|关了|被关|关闭|限制|恢复|最低还|"
                                r"截止|几点|小时|显示|征信|芝麻|信用报告")
-# A match this close to an entry's own wording is trusted without further checks.
-STRONG_MATCH = 0.8
+# A match this close to an entry's own wording is trusted without further checks
+# (the bundled model's number; each store records its model's: self.thresholds).
+STRONG_MATCH = BUNDLED_THRESHOLDS.strong
 # A second entry whose fused score is this close to the first gets a line of its own.
 RUNNER_UP_SCORE_RATIO = 0.97
 
@@ -96,6 +98,11 @@ class AnswerEngine:
         # Optional language model (bot/llm.py LLMGenerator); None = offline composer only.
         self.generator = generator
 
+    @property
+    def thresholds(self) -> Thresholds:
+        """Similarity thresholds for the embedding model the store was built with (bot/calibration.py)."""
+        return self.retriever.thresholds
+
     # --- decisions ------------------------------------------------------------------
     def decide(self, result: RetrievalResult, label: str = "domain") -> Decision:
         """Answer from the best match, offer a choice between the two best, or decline: with
@@ -113,9 +120,10 @@ class AnswerEngine:
         top = result.top
         if top is None:
             return False
-        threshold = self.settings.relevance_threshold
+        thresholds = self.thresholds
+        threshold = thresholds.relevance
         if (not has_problem_word(result.normalised) or PRODUCT_USAGE.search(result.normalised)) \
-                and top.dense < STRONG_MATCH and not self._usage_entry_fits(result):
+                and top.dense < thresholds.strong and not self._usage_entry_fits(result):
             # About using a product rather than trouble with a debt ("花呗额度怎么提高",
             # "怎么开通花呗"): the knowledge base does not cover it, however similar it
             # sounds, unless an entry asks nearly the same question.
@@ -214,7 +222,7 @@ class AnswerEngine:
             # The model's crisis on a message asked nearly in an entry's own words is more
             # likely a question: the crisis lines come first, in one line, then its answer.
             top = self.retriever.search(message, k=1).top
-            if top is not None and top.question_dense >= STRONG_MATCH:
+            if top is not None and top.question_dense >= self.thresholds.strong:
                 assessment = replace(assessment, label="domain", crisis_risk=True)
         if assessment.crisis:
             return self.crisis(started, assessment, message)
@@ -251,7 +259,7 @@ class AnswerEngine:
             # by the entries written for them when one of those is a good match too.
             preferred = set(self.lexicon.speaker_entries(slots.speaker))
             fitting = next((h for h in result.hits if h.unit.id in preferred
-                            and h.dense >= self.settings.relevance_threshold), None)
+                            and h.dense >= self.thresholds.relevance), None)
             if fitting is not None:
                 result.promote(fitting)
         if assessment.label in ("victim", "relative", "threat"):
@@ -267,12 +275,12 @@ class AnswerEngine:
             # with the support entry as the line after it.
             crisis_topic = self.lexicon.topic("crisis")
             practical = next((h for h in result.hits if h.unit.topic != crisis_topic and h.unit.source_type == "faq"
-                              and h.dense >= self.settings.relevance_threshold), None)
+                              and h.dense >= self.thresholds.relevance), None)
             support = self.routed("support")
             if support is not None:
                 support_hit = next((h for h in result.hits if h.unit.id == support.id), None) \
                     or Hit(unit=support, score=1.0, dense=1.0)
-                if practical is not None and practical.question_dense >= STRONG_MATCH:
+                if practical is not None and practical.question_dense >= self.thresholds.strong:
                     result.promote(practical)
                     return self._compose(result, slots, started, assessment, runner_up=support_hit)
                 result.promote(support_hit)
@@ -289,7 +297,7 @@ class AnswerEngine:
             top = result.top
             tagged = next((h for h in result.hits[1:5] if prefer_tag in h.unit.tags
                            and (h.unit.topic == top.unit.topic or stage_asked)
-                           and h.dense >= self.settings.relevance_threshold), None)
+                           and h.dense >= self.thresholds.relevance), None)
             if tagged is None and (stage_asked or any(t in top.unit.tags for t in STAGE_TAGS)):
                 # The match is a stage entry, but for another stage than the one the
                 # person is in (or the person asked about their stage): take that stage's
@@ -303,7 +311,7 @@ class AnswerEngine:
             # Move along the entry's own related links, to a good match only.
             related = set(result.top.unit.related)
             alternative = next((h for h in result.hits[1:4] if h.unit.id in related
-                                and h.dense >= self.settings.relevance_threshold + 0.1), None)
+                                and h.dense >= self.thresholds.relevance + 0.1), None)
             if alternative is not None:
                 result.promote(alternative)
         return self._compose(result, slots, started, assessment)
@@ -366,7 +374,7 @@ class AnswerEngine:
         both_legs_agree = (second.dense_rank or 99) <= 2 and (second.lexical_rank or 99) <= 2
         if (second.unit.source_type == "faq" and second.unit.topic != self.lexicon.topic("crisis") and both_legs_agree
                 and second.score >= RUNNER_UP_SCORE_RATIO * top.score
-                and second.dense >= max(self.settings.relevance_threshold + 0.15, top.dense - 0.05)):
+                and second.dense >= max(self.thresholds.relevance + 0.15, top.dense - 0.05)):
             return second
         return None
 

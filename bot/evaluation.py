@@ -5,7 +5,9 @@ dense leg alone, the lexical leg alone and the hybrid, over the `answer` items.
 Answer checks then run every item through the dialogue engine (a fresh
 conversation each) and check the reply's kind, its cited source and the facts
 it must contain. `--embedding-model M` builds a temporary store with another
-model so an operator can compare models on the same set before deploying one.
+model so an operator can compare models on the same set before deploying one;
+that store is built with M's prompts and the similarity thresholds calibrated
+for M at ingest (bot/calibration.py), which the answers are then judged by.
 """
 
 from __future__ import annotations
@@ -128,6 +130,8 @@ def evaluate(settings: Settings, set_path: Path, embedding_model: str | None = N
             "set": str(set_path),
             "embedding_model": settings.embedding_model,
             "store_version": retriever.load().version,
+            "prompts": {"query": retriever.embedder.query_prompt, "document": retriever.embedder.document_prompt},
+            "thresholds": retriever.thresholds.as_dict(),
             "dense": retrieval_metrics(retriever, items, "dense"),
             "lexical": retrieval_metrics(retriever, items, "lexical"),
             "hybrid": retrieval_metrics(retriever, items, "hybrid"),
@@ -169,7 +173,10 @@ def evaluate(settings: Settings, set_path: Path, embedding_model: str | None = N
 
 
 def format_report(report: dict) -> str:
-    lines = [f"Evaluation set {report['set']} with embedding model {report['embedding_model']}", "",
+    t, prompts = report["thresholds"], report["prompts"]
+    lines = [f"Evaluation set {report['set']} with embedding model {report['embedding_model']}",
+             f"similarity thresholds ({t['basis']}): relevance {t['relevance']:.3f}, strong {t['strong']:.3f}, "
+             f"exact {t['exact']:.3f}; prompts: query {prompts['query']!r}, document {prompts['document']!r}", "",
              "| retrieval | recall@1 | recall@3 | recall@5 | MRR |", "|---|---|---|---|---|"]
     for leg in ("dense", "lexical", "hybrid"):
         m = report[leg]

@@ -18,10 +18,11 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from bot.answerability import Answerability
-from bot.embeddings import Embedder, get_embedder
 from bot.judgement import Judge
 from bot.lexicon import Lexicon
 from bot.reply import Source, SourceRef, basis_text
+from bot.calibration import BUNDLED_THRESHOLDS, Thresholds, check_prompts, thresholds_of
+from bot.embeddings import Embedder, embedder_for
 from bot.settings import Settings
 from bot.store import KnowledgeStore, Manifest, check_embedding_model
 from bot.textnorm import init_tokenizer, keyword_expansion, lexical_tokens, normalise_query
@@ -31,7 +32,7 @@ log = logging.getLogger(__name__)
 RRF_K = 60
 DENSE_CANDIDATES = 60  # chunks; several chunks belong to one FAQ entry
 SECOND_CHUNK_WEIGHT = 0.3
-EXACT_MATCH = 0.95
+EXACT_MATCH = BUNDLED_THRESHOLDS.exact  # the bundled model's; each store records its model's (thresholds_of)
 
 
 @dataclass(frozen=True)
@@ -189,7 +190,7 @@ class Retriever:
     def __init__(self, settings: Settings, embedder: Embedder | None = None,
                  store: KnowledgeStore | None = None, pinned: Manifest | None = None) -> None:
         self.settings = settings
-        self.embedder = embedder or get_embedder(settings.embedding_model)
+        self.embedder = embedder or embedder_for(settings)
         self.store = store or KnowledgeStore(settings)
         init_tokenizer(settings.data_dir / "jieba")
         self._index: _Index | None = None
@@ -227,6 +228,7 @@ class Retriever:
 
     def _load_index(self, manifest: Manifest) -> _Index:
         check_embedding_model(manifest, self.embedder.name, self.embedder.dimension)
+        check_prompts(manifest, self.embedder)
         collection = self.store.open_collection(manifest)
         lexicon_text = self.store.read_blob(manifest, "lexicon")
         lexicon = Lexicon.from_yaml(lexicon_text.decode("utf-8")) if lexicon_text else Lexicon()
@@ -262,6 +264,11 @@ class Retriever:
     @property
     def answerability(self) -> Answerability | None:
         return self._current_index().answerability
+
+    @property
+    def thresholds(self) -> Thresholds:
+        """Similarity thresholds for the store's embedding model (RELEVANCE_THRESHOLD overrides one)."""
+        return thresholds_of(self._current_index().manifest, self.settings.relevance_threshold)
 
     # --- legs -----------------------------------------------------------------------
     def dense(self, index: _Index, normalised: str) -> list[tuple[str, float, str, float]]:
@@ -332,7 +339,7 @@ class Retriever:
         result.hits = ranked
         # Someone who asks (nearly) exactly one of an entry's own questions means that entry.
         closest = max(ranked, key=lambda h: h.dense, default=None)
-        if closest is not None and closest.dense >= EXACT_MATCH:
+        if closest is not None and closest.dense >= thresholds_of(index.manifest).exact:
             result.promote(closest)
         # Dense similarities of units the dense leg did not return are unknown
         # (0.0); that is fine: they only matter for the relevance threshold.

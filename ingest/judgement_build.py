@@ -53,7 +53,7 @@ def embed_by_length(texts: list[str], embedder, batch: int = 64) -> np.ndarray:
     vectors = np.zeros((len(texts), embedder.dimension), dtype=np.float32)
     for start in range(0, len(order), batch):
         chunk = order[start:start + batch]
-        vectors[chunk] = embedder.encode([texts[i] for i in chunk])
+        vectors[chunk] = embedder.encode_queries([texts[i] for i in chunk])  # messages are queries
     return vectors
 
 

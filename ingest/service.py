@@ -15,7 +15,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from bot.embeddings import Embedder, get_embedder
+from bot.calibration import check_prompts, manifest_extra
+from bot.embeddings import Embedder, embedder_for
 from bot.settings import Settings
 from bot.store import (IngestLock, KnowledgeStore, Manifest, StoreMissingError, check_embedding_model,
                        new_version_id)
@@ -102,7 +103,7 @@ class IngestService:
     @property
     def embedder(self) -> Embedder:
         if self._embedder is None:
-            self._embedder = get_embedder(self.settings.embedding_model)
+            self._embedder = embedder_for(self.settings)
         return self._embedder
 
     def run(self, *, knowledge_dir: Path | None = None, dry_run: bool = False, rebuild: bool = False,
@@ -125,6 +126,7 @@ class IngestService:
             if current is not None and not rebuild:
                 # Fail before any work when the store was built with another model.
                 check_embedding_model(current, self.embedder.name, self.embedder.dimension)
+                check_prompts(current, self.embedder)
                 old_collection = self.store.open_collection(current)
                 got = old_collection.get(include=["metadatas"])
                 for cid, meta in zip(got["ids"], got["metadatas"]):
@@ -169,7 +171,10 @@ class IngestService:
                     chunks=len(chunks),
                     units=len(units),
                     created_at=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-                    extra={"judgement_hash": judgement_hash, "judgement_messages": len(messages),
+                    # Prompts, and similarity thresholds calibrated for this model (bot/calibration.py);
+                    # and what the judgement model was built from.
+                    extra={**manifest_extra(self.embedder, collection), "judgement_hash": judgement_hash,
+                           "judgement_messages": len(messages),
                            "judgement_model": MODEL_KIND if messages else None},
                 )
                 self._write_answerability(manifest, folder)

@@ -133,3 +133,96 @@ def test_default_model_path_never_imports_torch(tmp_path):
     assert result["model"] == "usem3" and result["added"] == 2 and result["top"] == "tiny-complain"
     assert result["torch"] is False
     assert result["sentence_transformers"] is False
+
+
+def test_prompts_reach_the_model_through_encode_query_and_encode_document(st_model):
+    import numpy as np
+
+    from bot.embeddings import create_embedder
+
+    plain, _ = st_model
+    prompted = create_embedder(plain.name, query_prompt="query: ", document_prompt="passage: ")
+    assert (prompted.query_prompt, prompted.document_prompt) == ("query: ", "passage: ")
+    used = []
+    for method in ("encode_query", "encode_document"):
+        real = getattr(prompted._model, method)
+
+        def spy(texts, *, _real=real, _method=method, **kwargs):
+            used.append((_method, kwargs.get("prompt")))
+            return _real(texts, **kwargs)
+        setattr(prompted._model, method, spy)
+    text = "Where can I complain about abusive debt collection?"
+    query, document = prompted.encode_queries([text])[0], prompted.encode([text])[0]
+    assert used == [("encode_query", "query: "), ("encode_document", "passage: ")]
+    # The same as the text with the prompt in front, and not the same as without.
+    assert np.allclose(query, plain.encode(["query: " + text])[0], atol=1e-5)
+    assert np.allclose(document, plain.encode(["passage: " + text])[0], atol=1e-5)
+    assert not np.allclose(query, document, atol=1e-3)
+    assert prompted.embed_query(text) == pytest.approx(query.tolist(), abs=1e-6)  # langchain's path too
+
+
+def test_an_older_sentence_transformers_gets_the_prompt_through_encode(st_model):
+    import copy
+
+    import numpy as np
+
+    class Older:  # sentence-transformers < 5: no encode_query / encode_document
+        prompts: dict = {}
+
+        def __init__(self):
+            self.prompts_seen = []
+
+        def encode(self, texts, prompt=None, **kwargs):
+            self.prompts_seen.append(prompt)
+            return np.ones((len(texts), 4), dtype=np.float32)
+
+    embedder = copy.copy(st_model[0])
+    embedder._model, embedder.dimension = Older(), 4
+    embedder.query_prompt, embedder.document_prompt = "query: ", ""
+    embedder.encode_queries(["q"])
+    embedder.encode(["d"])
+    assert embedder._model.prompts_seen == ["query: ", None]
+
+
+def test_another_model_is_judged_by_thresholds_calibrated_for_it(tmp_path, st_model, monkeypatch):
+    from bot.answer import AnswerEngine
+    from bot.calibration import BUNDLED_THRESHOLDS
+    from bot.embeddings import create_embedder
+    from bot.retrieval import Retriever
+    from bot.store import EmbeddingMismatchError, KnowledgeStore
+    from ingest.service import IngestService
+
+    embedder, _ = st_model
+    knowledge = _complaints_knowledge(tmp_path / "knowledge")
+    monkeypatch.setenv("EMBEDDING_MODEL", embedder.name)
+    st = make_settings(tmp_path, knowledge)
+    IngestService(st, embedder=embedder).run()
+    extra = KnowledgeStore(st).require_manifest().extra
+    assert extra["embedding"] == {"query_prompt": "", "document_prompt": ""}
+    recorded = extra["thresholds"]
+    assert recorded["basis"] == "calibrated" and recorded["questions"] >= 20
+    # (An English model on Chinese text: unknown characters make many texts identical
+    # to it, so its top similarities are all 1.0, and so are its upper thresholds.)
+    assert 0 < recorded["relevance"] < recorded["strong"] <= recorded["exact"] <= 1
+    assert (recorded["relevance"], recorded["strong"], recorded["exact"]) != (0.45, 0.8, 0.95)
+    # Retrieval and answers read them through one accessor.
+    retriever = Retriever(st, embedder=embedder)
+    answers = AnswerEngine(st, retriever)
+    assert answers.thresholds == retriever.thresholds != BUNDLED_THRESHOLDS
+    assert (answers.thresholds.relevance, answers.thresholds.strong, answers.thresholds.exact) == (
+        recorded["relevance"], recorded["strong"], recorded["exact"])
+    # RELEVANCE_THRESHOLD, when set, still wins.
+    assert Retriever(make_settings(tmp_path, knowledge, relevance_threshold=0.33),
+                     embedder=embedder).thresholds.relevance == 0.33
+    # The same model with other prompts must rebuild first (and is then calibrated again).
+    prompted = create_embedder(embedder.name, query_prompt="query: ", document_prompt="passage: ")
+    with pytest.raises(EmbeddingMismatchError, match=r"python -m ingest --rebuild"):
+        Retriever(st, embedder=prompted).load()
+    with pytest.raises(EmbeddingMismatchError, match=r"python -m ingest --rebuild"):
+        IngestService(st, embedder=prompted).run()
+    IngestService(st, embedder=prompted).run(rebuild=True)
+    rebuilt = KnowledgeStore(st).require_manifest().extra
+    assert rebuilt["embedding"] == {"query_prompt": "query: ", "document_prompt": "passage: "}
+    assert rebuilt["thresholds"] != recorded
+    assert Retriever(st, embedder=prompted).search("Where can I complain about abusive debt collection?",
+                                                   mode="dense").top.unit.id == "complaints-channels"

@@ -24,6 +24,7 @@ def test_eval_json_reports_every_leg_and_the_answer_checks():
     result = run_eval()
     assert result.returncode == 0, result.stderr[-2000:]
     report = json.loads(result.stdout)
+    assert report["thresholds"] == {"relevance": 0.45, "strong": 0.8, "exact": 0.95, "basis": "bundled"}
     for leg in LEGS:
         for metric in METRICS:
             assert 0.0 <= report[leg][metric] <= 1.0
@@ -59,6 +60,11 @@ def test_another_embedding_model_is_compared_on_a_temporary_store(settings):
     report = json.loads(result.stdout)
     assert report["embedding_model"] == str(get_model_path())
     assert report["dense"]["questions"] >= 100
+    # Judged by thresholds calibrated for it at ingest, not the bundled model's.
+    thresholds = report["thresholds"]
+    assert thresholds["basis"] == "calibrated"
+    assert (thresholds["relevance"], thresholds["strong"], thresholds["exact"]) != (0.45, 0.8, 0.95)
+    assert report["prompts"] == {"query": "", "document": ""}  # this model is trained without prompts
     # The English-only model is much worse at Chinese than the bundled multilingual one:
     # exactly what an operator needs to see before deploying it.
     assert report["dense"]["recall@3"] < 0.8

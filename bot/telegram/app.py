@@ -7,8 +7,9 @@ import logging
 import signal
 from urllib.parse import urlparse
 
-from telegram import Update
-from telegram.ext import Application
+from telegram import LinkPreviewOptions, Update
+from telegram.constants import ParseMode
+from telegram.ext import Application, Defaults
 from telegram.request import BaseRequest
 
 from bot.settings import Settings, get_settings
@@ -28,6 +29,13 @@ CONCURRENT_UPDATES = 256
 # this long to go out, then tell the users still waiting to ask again.
 SHUTDOWN_GRACE_S = 3.0
 FRONTEND_KEY = "frontend"
+# Every message is Telegram HTML (bot/telegram/format.py escapes all dynamic text),
+# never shows a link preview, and a reply to a deleted message still goes out.
+DEFAULTS = Defaults(
+    parse_mode=ParseMode.HTML,
+    link_preview_options=LinkPreviewOptions(is_disabled=True),
+    allow_sending_without_reply=True,
+)
 
 
 def file_base_url(base_url: str) -> str:
@@ -62,6 +70,7 @@ def build_application(
     builder = (
         Application.builder()
         .token(settings.telegram_bot_token)
+        .defaults(DEFAULTS)
         .concurrent_updates(CONCURRENT_UPDATES)
         .rate_limiter(retrying)
     )

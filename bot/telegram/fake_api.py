@@ -9,8 +9,11 @@ editMessageText, editMessageReplyMarkup, deleteMessage, close/logOut.
 It checks what Telegram checks, so tests catch what production would reject:
 Telegram-HTML validity (unknown tags, unescaped < and &, unclosed tags),
 4,096-character messages, 1-64-byte callback_data, answering a callback
-query twice. And it injects faults: 429 flood control with retry_after,
-dropped connections, 5xx, delays.
+query twice. It enforces Telegram's overall flood limit: more than 30 calls
+that name a chat (sendMessage, edits, chat actions, ...) within one second get
+429 with retry_after, as Telegram answers, and `responses[429]` counts every
+429 sent. And it injects faults: 429 flood control with retry_after, dropped
+connections, 5xx, delays.
 
 Typical use (one event loop)::
 
@@ -39,11 +42,12 @@ import contextlib
 import html
 import itertools
 import json
+import math
 import re
 import sys
 import threading
 import time
-from collections import defaultdict, deque
+from collections import Counter, defaultdict, deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from email.parser import BytesParser
@@ -51,12 +55,20 @@ from email.policy import HTTP
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
-from telegram.request import BaseRequest, RequestData
+from telegram.constants import (
+    CallbackQueryLimit,
+    ChatType,
+    FloodLimit,
+    InlineKeyboardButtonLimit,
+    MessageLimit,
+    ParseMode,
+)
 from telegram.error import NetworkError
+from telegram.request import BaseRequest, RequestData
 
 DEFAULT_TOKEN = "123456789:FAKE-test-token_for-loopback-only"
-MAX_TEXT_LEN = 4096
-MAX_CALLBACK_DATA = 64
+MAX_TEXT_LEN = MessageLimit.MAX_TEXT_LENGTH
+MAX_CALLBACK_DATA = InlineKeyboardButtonLimit.MAX_CALLBACK_DATA
 
 ALLOWED_TAGS = {
     "b", "strong", "i", "em", "u", "ins", "s", "strike", "del", "code", "pre",
@@ -185,9 +197,18 @@ class Fault:
 
 
 class FakeBotAPI:
+    """The fake server. `flood_limit` calls naming a chat per `flood_window_s` (Telegram's
+    30 a second by default; None: no limit); beyond it, 429 with retry_after."""
+
     def __init__(self, token: str = DEFAULT_TOKEN, *, bot_id: int | None = None,
-                 username: str = "debt_help_test_bot", first_name: str = "债务助手") -> None:
+                 username: str = "debt_help_test_bot", first_name: str = "债务助手",
+                 flood_limit: int | None = FloodLimit.MESSAGES_PER_SECOND, flood_window_s: float = 1.0) -> None:
         self.token = token
+        self.flood_limit = flood_limit
+        self.flood_window_s = flood_window_s
+        self._flood_times: deque[float] = deque()  # accepted calls naming a chat, in the last window
+        self.flood_limited: list[ApiCall] = []  # calls answered 429 because of the flood limit
+        self.responses: Counter[int] = Counter()  # HTTP status -> how many answers (429s included)
         self.bot_id = bot_id if bot_id is not None else int(token.split(":", 1)[0])
         self.username = username
         self.first_name = first_name
@@ -280,9 +301,9 @@ class FakeBotAPI:
     def chat(self, chat_id: int, chat_type: str | None = None) -> dict:
         if chat_id in self._chats and chat_type is None:
             return self._chats[chat_id]
-        chat_type = chat_type or ("private" if chat_id > 0 else "supergroup")
-        chat = {"id": chat_id, "type": chat_type}
-        if chat_type == "private":
+        chat_type = chat_type or (ChatType.PRIVATE if chat_id > 0 else ChatType.SUPERGROUP)
+        chat = {"id": chat_id, "type": str(chat_type)}
+        if chat_type == ChatType.PRIVATE:
             chat["first_name"] = "测试用户"
         else:
             chat["title"] = "测试群"
@@ -332,7 +353,7 @@ class FakeBotAPI:
         """
         chat = self.chat(chat_id, chat_type)
         if user_id is None:
-            if chat["type"] != "private":
+            if chat["type"] != ChatType.PRIVATE:
                 raise ValueError("user_id is required in groups")
             user_id = chat_id
         message: dict[str, Any] = {
@@ -382,7 +403,7 @@ class FakeBotAPI:
         """
         chat = self.chat(chat_id)
         if user_id is None:
-            user_id = chat_id if chat["type"] == "private" else None
+            user_id = chat_id if chat["type"] == ChatType.PRIVATE else None
             if user_id is None:
                 raise ValueError("user_id is required in groups")
         candidates = [self._by_id[(chat_id, message_id)]] if message_id is not None else reversed(self._sent[chat_id])
@@ -468,6 +489,11 @@ class FakeBotAPI:
     # --- the API ------------------------------------------------------------------------------------------
     async def call(self, method: str, params: dict[str, Any]) -> tuple[int, dict]:
         """Handle one Bot API call; returns (HTTP status, JSON body). Raises _Drop for dropped calls."""
+        status, body = await self._call(method, params)
+        self.responses[status] += 1
+        return status, body
+
+    async def _call(self, method: str, params: dict[str, Any]) -> tuple[int, dict]:
         params = _normalise(params)
         record = ApiCall(method, params, time.monotonic())
         self.calls.append(record)
@@ -490,6 +516,7 @@ class FakeBotAPI:
         if handler is None:
             return 404, ApiError(404, "Not Found").payload()
         try:
+            self._check_flood(record)
             result = handler(params)
             if asyncio.iscoroutine(result):
                 result = await result
@@ -499,6 +526,19 @@ class FakeBotAPI:
             chat_id = params.get("chat_id")
             self._notify("calls", ("chat", chat_id))
         return 200, {"ok": True, "result": result}
+
+    def _check_flood(self, record: ApiCall) -> None:
+        """Telegram's overall limit: at most `flood_limit` calls naming a chat in any window."""
+        if self.flood_limit is None or "chat_id" not in record.params:
+            return
+        window = self._flood_times
+        while window and record.at - window[0] >= self.flood_window_s:
+            window.popleft()
+        if len(window) >= self.flood_limit:
+            retry_after = max(1, math.ceil(window[0] + self.flood_window_s - record.at))
+            self.flood_limited.append(record)
+            raise ApiError(429, f"Too Many Requests: retry after {retry_after}", retry_after)
+        window.append(record.at)
 
     def _bot_user(self) -> dict:
         return {"id": self.bot_id, "is_bot": True, "first_name": self.first_name, "username": self.username}
@@ -616,7 +656,7 @@ class FakeBotAPI:
         if query_id not in self._open_queries:
             raise ApiError(400, "Bad Request: query is too old and response timeout expired or query ID is invalid")
         text = p.get("text")
-        if text is not None and len(text) > 200:
+        if text is not None and len(text) > CallbackQueryLimit.ANSWER_CALLBACK_QUERY_TEXT_LENGTH:
             raise ApiError(400, "Bad Request: MESSAGE_TOO_LONG")
         self._open_queries.discard(query_id)
         self.callback_answers.append({"callback_query_id": query_id, "text": text,
@@ -641,7 +681,7 @@ class FakeBotAPI:
     def _visible(text: str, parse_mode: str | None) -> str:
         if parse_mode is None:
             plain = text
-        elif parse_mode.upper() == "HTML":
+        elif parse_mode.upper() == ParseMode.HTML:
             plain = parse_telegram_html(text)
         else:
             raise ApiError(400, f"Bad Request: unsupported parse_mode {parse_mode} in this fake")

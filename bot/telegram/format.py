@@ -8,15 +8,14 @@ split can never land inside a tag or an entity.
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import html
 import re
-import secrets
-import time
-from collections import OrderedDict
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup
+from telegram.constants import InlineKeyboardButtonLimit, MessageLimit
 
 from bot.reply import Reply
 from bot.telegram import texts
@@ -24,11 +23,11 @@ from bot.telegram import texts
 # Telegram's limit for one message's text (after entity parsing). We measure the
 # HTML source, which is never shorter than what Telegram counts, in UTF-16 code
 # units as Telegram does.
-MAX_MESSAGE_LEN = 4096
+MAX_MESSAGE_LEN = MessageLimit.MAX_TEXT_LENGTH  # 4096
 MAX_SOURCES = 5
 MAX_REFS = 3  # documents shown per source entry
 MAX_BUTTON_LABEL = 40  # characters shown on a suggestion button
-MAX_CALLBACK_BYTES = 64  # Telegram's limit for callback_data
+MAX_CALLBACK_BYTES = InlineKeyboardButtonLimit.MAX_CALLBACK_DATA  # 64
 
 _CIRCLED = "①②③④⑤⑥⑦⑧⑨⑩⑪⑫⑬⑭⑮⑯⑰⑱⑲⑳"
 _BULLET = re.compile(r"^(\s*)[-*•]\s+")
@@ -176,71 +175,35 @@ def topics_keyboard(columns: int = 3) -> InlineKeyboardMarkup:
     return InlineKeyboardMarkup(rows)
 
 
-def suggestions_keyboard(suggestions: Sequence[str], book: "SuggestionBook", *, one_shot: bool) -> InlineKeyboardMarkup | None:
-    """One button per row; callback data is a short key into the chat's SuggestionBook.
+def suggestion_texts(suggestions: Sequence[str]) -> list[str]:
+    """The suggestions that become buttons: whitespace tidied, blanks and repeats dropped."""
+    picked: list[str] = []
+    for suggestion in suggestions:
+        text = " ".join((suggestion or "").split())
+        if text and text not in picked:
+            picked.append(text)
+    return picked
+
+
+def button_key(text: str) -> str:
+    """The short key a suggestion's button carries: 12 URL-safe characters derived from its text.
+
+    Telegram limits callback_data to 64 bytes, and suggestions are Chinese
+    questions (3 bytes a character), so a button holds this key and the text is
+    looked up (bot/telegram/buttons.py). Derived from the text, the same
+    suggestion gets the same key in every process and after every restart.
+    """
+    digest = hashlib.sha256(text.encode("utf-8")).digest()[:9]
+    return base64.urlsafe_b64encode(digest).decode("ascii")
+
+
+def suggestions_keyboard(suggestions: Sequence[str], *, one_shot: bool) -> InlineKeyboardMarkup | None:
+    """One button per row; callback data is "q:" or "c:" and the suggestion's `button_key`.
 
     `one_shot` (clarification options) uses prefix "c:" so pressing one removes
     the options; follow-up suggestions ("q:") stay pressable.
     """
     prefix = "c" if one_shot else "q"
-    rows = []
-    seen: set[str] = set()
-    for suggestion in suggestions:
-        text = " ".join((suggestion or "").split())
-        if not text or text in seen:
-            continue
-        seen.add(text)
-        key = book.add(text)
-        rows.append([InlineKeyboardButton(_label(text), callback_data=f"{prefix}:{key}")])
+    rows = [[InlineKeyboardButton(_label(text), callback_data=f"{prefix}:{button_key(text)}")]
+            for text in suggestion_texts(suggestions)]
     return InlineKeyboardMarkup(rows) if rows else None
-
-
-@dataclass
-class _Entry:
-    text: str
-    created: float
-
-
-class SuggestionBook:
-    """Per-chat, short-lived map from a short random key to a suggestion's text.
-
-    Telegram limits callback_data to 64 bytes, and suggestions are Chinese
-    questions (3 bytes a character), so buttons carry a key instead of the text.
-    Keys are random, so a button from before a restart never maps to another
-    suggestion; it is simply "expired".
-    """
-
-    def __init__(self, ttl_s: float = 6 * 3600, capacity: int = 64, clock=time.monotonic) -> None:
-        self.ttl_s = ttl_s
-        self.capacity = capacity
-        self._clock = clock
-        self._entries: OrderedDict[str, _Entry] = OrderedDict()
-
-    def add(self, text: str) -> str:
-        self._expire()
-        key = secrets.token_urlsafe(6)  # 8 characters
-        while key in self._entries:
-            key = secrets.token_urlsafe(6)
-        self._entries[key] = _Entry(text, self._clock())
-        while len(self._entries) > self.capacity:
-            self._entries.popitem(last=False)
-        return key
-
-    def get(self, key: str) -> str | None:
-        self._expire()
-        entry = self._entries.get(key)
-        return entry.text if entry else None
-
-    def clear(self) -> None:
-        self._entries.clear()
-
-    def __len__(self) -> int:
-        return len(self._entries)
-
-    def _expire(self) -> None:
-        now = self._clock()
-        while self._entries:
-            key, entry = next(iter(self._entries.items()))
-            if now - entry.created <= self.ttl_s:
-                break
-            del self._entries[key]

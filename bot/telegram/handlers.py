@@ -24,13 +24,12 @@ from dataclasses import replace
 
 from telegram import (
     BotCommand,
-    LinkPreviewOptions,
     Message,
     MessageEntity,
     ReplyParameters,
     Update,
 )
-from telegram.constants import ChatAction, ChatType, ParseMode
+from telegram.constants import ChatAction, ChatType
 from telegram.error import BadRequest, Forbidden, TelegramError
 from telegram.ext import (
     Application,
@@ -45,9 +44,9 @@ from bot.reply import Reply
 from bot.settings import Settings
 from bot.telegram import texts
 from bot.telegram.engine import Engine
+from bot.telegram.buttons import ButtonStore
 from bot.telegram.format import (
     MAX_MESSAGE_LEN,
-    SuggestionBook,
     render_reply,
     suggestions_keyboard,
     topics_keyboard,
@@ -63,7 +62,6 @@ Context = ContextTypes.DEFAULT_TYPE
 ENGINE_TIMEOUT_S = 60.0  # an engine call longer than this is treated as an error
 TYPING_INTERVAL_S = 4.5  # Telegram shows "typing…" for about 5 s per chat action
 TYPING_SETTLE_S = 1.0  # at most this long for an in-flight chat action before answering
-SUGGESTIONS_KEY = "suggestions"  # chat_data key of the chat's SuggestionBook
 # Streaming: at most one edit of a streamed answer per chat this often (Telegram
 # allows about one message a second per chat, and edits count).
 STREAM_EDIT_INTERVAL_S = 1.2
@@ -92,8 +90,11 @@ class FrontEnd:
         clock: Callable[[], float] = time.monotonic,
         retrying: RetryingRateLimiter | None = None,
         stream_edit_interval_s: float = STREAM_EDIT_INTERVAL_S,
+        buttons: ButtonStore | None = None,
     ) -> None:
         self.settings = settings
+        # What suggestion buttons mean, shared by every process (Redis) and kept over restarts.
+        self.buttons = buttons or ButtonStore.open(settings)
         self.retrying = retrying
         self.engine = engine
         self.engine_timeout_s = engine_timeout_s
@@ -157,6 +158,7 @@ class FrontEnd:
         if not self.closed:
             self.closed = True
             self.executor.shutdown(wait=False, cancel_futures=True)
+            self.buttons.close()
 
     # --- commands ----------------------------------------------------------------------------
     async def cmd_start(self, update: Update, context: Context) -> None:
@@ -183,8 +185,7 @@ class FrontEnd:
     async def cmd_forget(self, update: Update, context: Context) -> None:
         if not await self._admit(update, context):
             return
-        if update.effective_chat and update.effective_chat.type == ChatType.PRIVATE and context.chat_data is not None:
-            context.chat_data.pop(SUGGESTIONS_KEY, None)
+        # (Nothing about the chat is kept with its buttons: the engine's forget is all there is.)
         await self._answer(update, context, None, via="forget", call=self.engine.forget)
 
     async def on_unknown_command(self, update: Update, context: Context) -> None:
@@ -252,9 +253,8 @@ class FrontEnd:
         question: str | None = None
         if prefix == "t" and key.isdigit() and int(key) < len(texts.TOPICS):
             question = texts.TOPICS[int(key)][1]
-        elif prefix in ("q", "c"):
-            book = context.chat_data.get(SUGGESTIONS_KEY) if context.chat_data is not None else None
-            question = book.get(key) if book else None
+        elif prefix in ("q", "c") and key:
+            question = await self.buttons.lookup(key)
         if question is None:
             await self._answer_query(query, texts.BUTTON_EXPIRED)
             log_event(log, "button_expired", user=self.user_tag(update.effective_user.id))
@@ -286,7 +286,7 @@ class FrontEnd:
         if update.callback_query:
             await self._answer_query(update.callback_query)
         try:
-            await context.bot.send_message(update.effective_chat.id, texts.ERROR, parse_mode=ParseMode.HTML)
+            await context.bot.send_message(update.effective_chat.id, texts.ERROR)
         except TelegramError as exc:
             log_event(log, "error_notice_failed", level=logging.WARNING, error=type(exc).__name__)
 
@@ -334,7 +334,7 @@ class FrontEnd:
                 if stream is not None:
                     await stream.discard()
                 with contextlib.suppress(TelegramError):
-                    await context.bot.send_message(chat.id, texts.SHUTTING_DOWN, parse_mode=ParseMode.HTML)
+                    await context.bot.send_message(chat.id, texts.SHUTTING_DOWN)
                 log_event(log, "aborted_on_shutdown", user=self.user_tag(user.id), via=via)
                 return
             except BaseException:
@@ -388,11 +388,9 @@ class FrontEnd:
         """
         chunks = render_reply(reply, question=header)
         markup = None
-        if reply.suggestions and context.chat_data is not None:
-            book = context.chat_data.get(SUGGESTIONS_KEY)
-            if book is None:
-                book = context.chat_data[SUGGESTIONS_KEY] = SuggestionBook()
-            markup = suggestions_keyboard(reply.suggestions, book, one_shot=reply.kind == "clarify")
+        if reply.suggestions:
+            await self.buttons.remember(reply.suggestions)
+            markup = suggestions_keyboard(reply.suggestions, one_shot=reply.kind == "clarify")
         for index, chunk in enumerate(chunks):
             if index == 0 and placeholder is not None and await self._finish_placeholder(
                     context.bot, chat_id, placeholder, chunk, markup if len(chunks) == 1 else None):
@@ -400,11 +398,8 @@ class FrontEnd:
             await context.bot.send_message(
                 chat_id,
                 chunk,
-                parse_mode=ParseMode.HTML,
-                link_preview_options=LinkPreviewOptions(is_disabled=True),
                 reply_markup=markup if index == len(chunks) - 1 else None,
-                reply_parameters=(ReplyParameters(reply_to, allow_sending_without_reply=True)
-                                  if reply_to and index == 0 else None),
+                reply_parameters=ReplyParameters(reply_to) if reply_to and index == 0 else None,
             )
         return len(chunks)
 
@@ -422,8 +417,6 @@ class FrontEnd:
                 html_text,
                 chat_id=chat_id,
                 message_id=placeholder.message_id,
-                parse_mode=ParseMode.HTML,
-                link_preview_options=LinkPreviewOptions(is_disabled=True),
                 reply_markup=markup,
             )
             return True
@@ -517,7 +510,7 @@ class FrontEnd:
         if update.callback_query is not None:
             await self._answer_query(update.callback_query, notice if verdict.notify else None)
         elif verdict.notify and update.effective_chat is not None:
-            await context.bot.send_message(update.effective_chat.id, notice, parse_mode=ParseMode.HTML)
+            await context.bot.send_message(update.effective_chat.id, notice)
         return False
 
     async def _send_static(self, update: Update, context: Context, html_text: str, what: str, *,
@@ -531,10 +524,8 @@ class FrontEnd:
         await context.bot.send_message(
             chat.id,
             html_text,
-            parse_mode=ParseMode.HTML,
             reply_markup=markup,
-            link_preview_options=LinkPreviewOptions(is_disabled=True),
-            reply_parameters=ReplyParameters(reply_to, allow_sending_without_reply=True) if reply_to else None,
+            reply_parameters=ReplyParameters(reply_to) if reply_to else None,
         )
         log_event(log, "static_reply", what=what, user=self.user_tag(update.effective_user.id if update.effective_user else None),
                   chat=chat.type)
@@ -682,10 +673,7 @@ class PartialStream:
                 message = await self.bot.send_message(
                     self.chat_id,
                     html_text,
-                    parse_mode=ParseMode.HTML,
-                    link_preview_options=LinkPreviewOptions(is_disabled=True),
-                    reply_parameters=(ReplyParameters(self.reply_to, allow_sending_without_reply=True)
-                                      if self.reply_to else None),
+                    reply_parameters=ReplyParameters(self.reply_to) if self.reply_to else None,
                 )
                 self.placeholder = Placeholder(message.message_id, html_text)
             else:
@@ -693,8 +681,6 @@ class PartialStream:
                     html_text,
                     chat_id=self.chat_id,
                     message_id=self.placeholder.message_id,
-                    parse_mode=ParseMode.HTML,
-                    link_preview_options=LinkPreviewOptions(is_disabled=True),
                 )
                 self.placeholder.html = html_text
                 self.edits += 1

@@ -48,7 +48,7 @@ from bot.telegram import texts
 from bot.telegram.app import build_application, get_frontend, serve
 from bot.telegram.fake_api import FakeBotAPI, SentMessage
 from bot.telegram.format import _tidy, sources_line
-from bot.telegram.handlers import SUGGESTIONS_KEY, accepts_on_partial
+from bot.telegram.handlers import accepts_on_partial
 
 START_TIMEOUT_S = 30.0
 TURN_TIMEOUT_S = 90.0  # longer than the front end's own engine timeout (60 s)
@@ -247,7 +247,7 @@ class TelegramReplay:
             self._done.pop(key, None)
         sent = self.api.unread(chat.chat_id)
         self.api._cursor[chat.chat_id] += len(sent)
-        reply = self._reply(chat, sent, self.engine.take(chat.conversation))
+        reply = await self._reply(chat, sent, self.engine.take(chat.conversation))
         reply.latency_ms = (loop.time() - started) * 1000.0
         return reply
 
@@ -258,7 +258,7 @@ class TelegramReplay:
             self._done.setdefault((message.chat_id, message.message_id), asyncio.Event()).set()
 
     # --- rebuilding the Reply ------------------------------------------------------------------------
-    def _reply(self, chat: _Chat, sent: list[SentMessage], results: list[Reply | BaseException]) -> Reply:
+    async def _reply(self, chat: _Chat, sent: list[SentMessage], results: list[Reply | BaseException]) -> Reply:
         for result in results:
             if isinstance(result, BaseException):
                 raise result  # the user was told texts.ERROR; the replay reports the engine's error
@@ -275,7 +275,7 @@ class TelegramReplay:
                 raise TelegramReplayError(f"the sources line {shown!r} is not in what Telegram showed")
             paragraphs.remove(shown)
         text = "\n\n".join(p for p in paragraphs if p.strip())
-        suggestions = [self._button_question(chat.chat_id, label, data)
+        suggestions = [await self._button_question(label, data)
                        for message in sent for label, data in message.buttons]
         if not replies:
             return self._static_reply(text, suggestions)
@@ -296,11 +296,10 @@ class TelegramReplay:
             raise TelegramReplayError(f"the bot did not answer: {text}")
         return Reply(text, STATIC_KINDS.get(text, "notice"), [], suggestions)  # type: ignore[arg-type]
 
-    def _button_question(self, chat_id: int, label: str, data: str | None) -> str:
+    async def _button_question(self, label: str, data: str | None) -> str:
         """What pressing the button sends to the engine (labels may be shortened)."""
         prefix, _, key = (data or "").partition(":")
         if prefix == "t" and key.isdigit() and int(key) < len(texts.TOPICS):
             return texts.TOPICS[int(key)][1]
         assert self.app is not None
-        book = self.app.chat_data.get(chat_id, {}).get(SUGGESTIONS_KEY)
-        return (book.get(key) if book is not None else None) or label
+        return (await get_frontend(self.app).buttons.lookup(key) if key else None) or label

@@ -35,6 +35,11 @@ from bot.telegram.fake_api import FakeBotAPI, SentMessage
 from bot.telegram.fake_engine import LONG_PARAGRAPH, FakeEngine
 from bot.telegram.handlers import FrontEnd
 
+try:  # a real redis-server on loopback (tests/test_sessions.py starts it), for buttons shared through Redis
+    from test_sessions import redis_client, redis_url  # noqa: F401
+except ImportError:  # the fixtures live in tests/conftest.py instead
+    pass
+
 
 @pytest.fixture
 def inner_engine(request):
@@ -191,12 +196,31 @@ async def start_bot(api: FakeBotAPI, settings: Settings, engine, **serve_kwargs)
 
 
 @pytest.fixture
-async def make_bot(api, scripted):
-    """Factory: `await make_bot(rate_limit_messages=3)` -> a RunningBot on the fake server."""
+async def make_api():
+    """Factory: `await make_api(flood_limit=5)` -> another started FakeBotAPI, stopped afterwards."""
+    started: list[FakeBotAPI] = []
+
+    async def factory(**kwargs) -> FakeBotAPI:
+        fake = FakeBotAPI(**kwargs)
+        await fake.start()
+        started.append(fake)
+        return fake
+
+    yield factory
+    for fake in started:
+        await fake.stop()
+
+
+@pytest.fixture
+async def make_bot(api, scripted, make_api):
+    """Factory: `await make_bot(rate_limit_messages=3)` -> a RunningBot on the fake server
+    (`on=` another FakeBotAPI from make_api)."""
     started: list[RunningBot] = []
 
-    async def factory(*, engine=None, serve_kwargs: dict | None = None, **settings_overrides) -> RunningBot:
-        running = await start_bot(api, make_settings(api, **settings_overrides), engine or scripted,
+    async def factory(*, engine=None, serve_kwargs: dict | None = None, on: FakeBotAPI | None = None,
+                      **settings_overrides) -> RunningBot:
+        server = on or api
+        running = await start_bot(server, make_settings(server, **settings_overrides), engine or scripted,
                                   **(serve_kwargs or {}))
         started.append(running)
         return running
@@ -252,8 +276,8 @@ class InProcessBot:
         return unread
 
 
-async def _make_inproc(settings_overrides: dict, scripted: ScriptedEngine) -> InProcessBot:
-    api = FakeBotAPI()
+async def _make_inproc(settings_overrides: dict, scripted: ScriptedEngine, api: FakeBotAPI | None = None) -> InProcessBot:
+    api = api or FakeBotAPI()
     values = {"rate_limit_messages": 50, "rate_limit_window_s": 30.0, **settings_overrides}
     settings = Settings(_env_file=None, telegram_bot_token=api.token, **values)
     app = build_application(settings, scripted, request=api.request())
@@ -266,8 +290,9 @@ async def make_inproc(scripted):
     """Factory: `await make_inproc(rate_limit_messages=3)` -> a handler-level harness."""
     made: list[InProcessBot] = []
 
-    async def factory(**settings_overrides) -> InProcessBot:
-        harness = await _make_inproc(settings_overrides, scripted)
+    async def factory(*, api: FakeBotAPI | None = None, **settings_overrides) -> InProcessBot:
+        """`api=` another harness's FakeBotAPI: a second bot process serving the same chats."""
+        harness = await _make_inproc(settings_overrides, scripted, api)
         made.append(harness)
         return harness
 

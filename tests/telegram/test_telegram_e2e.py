@@ -70,6 +70,18 @@ async def test_buttons_work_when_pressed(real_bot, api):
     assert len(api.callback_answers) == 2
 
 
+async def test_a_button_still_works_after_a_restart(make_bot, api):
+    first = await make_bot()
+    [answer] = await first.ask(ME, "FOLLOWUPS 重启之前的问题")
+    await first.shutdown()
+    second = await make_bot()  # a new process: new Application, empty caches, the same stores
+    assert get_frontend(second.app) is not get_frontend(first.app)
+    api.press_button(ME, label="怎么和平台协商分期还款", message_id=answer.message_id)
+    [reply] = await api.wait_for_messages(ME)
+    assert reply.plain.startswith("怎么和平台协商分期还款")
+    assert api.callback_answers[-1]["text"] is None  # not "expired"
+
+
 async def test_complain_gives_channels_and_evidence_from_the_knowledge_base(real_bot, api):
     channels, evidence = await real_bot.ask(ME, "/complain", count=2)
     assert real_bot.engine.texts() == list(texts.COMPLAIN_QUESTIONS)
@@ -219,6 +231,39 @@ async def test_flood_control_is_survived(bot, api):
     assert answer.plain.startswith("回答：FOLLOWUPS 被限流了吗")
     [again] = await bot.ask(ME, "FOLLOWUPS 还在吗")  # and the bot carries on
     assert again.plain
+
+
+def most_chat_calls_in_one_second(api) -> int:
+    stamps = sorted(c.at for c in api.calls if "chat_id" in c.params)
+    return max((sum(1 for t in stamps[i:] if t - start < 1.0) for i, start in enumerate(stamps)), default=0)
+
+
+async def test_a_burst_of_users_stays_under_telegrams_limit_without_a_429(bot, api):
+    users = [900_000 + i for i in range(60)]
+    started = time.monotonic()
+    for user in users:
+        api.user_message(user, f"FOLLOWUPS 第{user}位用户的问题")
+    replies = await asyncio.gather(*(api.wait_for_messages(user, timeout=30) for user in users))
+    assert all(reply.plain.startswith("回答：FOLLOWUPS") for [reply] in replies)
+    assert api.responses[429] == 0 and api.flood_limited == []
+    assert most_chat_calls_in_one_second(api) <= 30
+    assert time.monotonic() - started >= 2.0  # 60 answers, at most 24 a second: paced, none dropped
+
+
+async def test_429s_from_the_rate_enforcing_api_are_waited_out_and_counted(make_api, make_bot):
+    # A Telegram stricter than we throttle for (5 a second): it answers 429, and every
+    # request waits what it asks before the refused ones are sent again.
+    strict = await make_api(flood_limit=5)
+    bot = await make_bot(on=strict)
+    users = [910_000 + i for i in range(8)]
+    for user in users:
+        strict.user_message(user, f"FOLLOWUPS 第{user}位")
+    replies = await asyncio.gather(*(strict.wait_for_messages(user, timeout=30) for user in users))
+    assert all(reply.plain.startswith("回答：FOLLOWUPS") for [reply] in replies)
+    await strict.settle(0.3)
+    assert all(strict.unread(user) == [] for user in users)  # each answered once
+    assert strict.responses[429] == len(strict.flood_limited) > 0
+    assert get_frontend(bot.app).retrying.flood_controlled == strict.responses[429]  # every one seen by the bot
 
 
 async def test_network_errors_are_survived(bot, api):

@@ -6,6 +6,7 @@ sent; the fake Bot API still validates every call (HTML, lengths, buttons).
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 
@@ -76,14 +77,16 @@ async def test_reset_and_forget_reach_the_engine_for_this_conversation(inproc):
     assert methods == [("handle", conversation), ("reset", conversation), ("forget", conversation)]
 
 
-async def test_forget_also_drops_the_chats_pending_buttons(inproc):
+async def test_after_forget_an_old_button_asks_its_question_afresh(inproc):
     await inproc.send(ME, "FOLLOWUPS 一个问题")
     await inproc.send(ME, "/forget")
-    # The old follow-up button no longer maps to anything.
-    assert inproc.new(ME) == []
-    messages = await inproc.press(ME, label="怎么和平台协商分期还款")
-    assert messages == []
-    assert inproc.api.callback_answers[-1]["text"] == texts.BUTTON_EXPIRED
+    # Buttons keep nothing about the chat (only the suggestion's text, under a key derived
+    # from it), so there is nothing of the chat's to drop: pressing an old one asks its
+    # question in the conversation as it is now, that is, forgotten.
+    [answer] = await inproc.press(ME, label="怎么和平台协商分期还款")
+    assert answer.plain.startswith("怎么和平台协商分期还款")
+    methods = [method for method, _, _ in inproc.engine.calls]
+    assert methods == ["handle", "forget", "handle"] and inproc.engine.texts()[-1] == "怎么和平台协商分期还款"
 
 
 async def test_unknown_command_gets_a_pointer(inproc):
@@ -119,6 +122,25 @@ async def test_clarify_options_are_one_shot_buttons(inproc):
     assert inproc.engine.texts()[-1] == "逾期对征信有什么影响"
     assert inproc.api.calls_to("editMessageReplyMarkup")
     assert inproc.api.messages(ME)[0].buttons == []  # options removed once chosen
+
+
+async def test_a_button_shown_by_one_process_works_in_another_through_redis(make_inproc, redis_url, redis_client):
+    # Two bot processes behind one webhook share Redis (REDIS_URL): either may get the press.
+    one = await make_inproc(redis_url=redis_url)
+    two = await make_inproc(redis_url=redis_url, api=one.api)
+    assert one.frontend.buttons is not two.frontend.buttons
+    answer = only(await one.send(ME, "FOLLOWUPS 第一个进程"))
+    long_label = "如果催收人员在晚上十点以后还一直打电话给我的家人和同事，我应该怎么保存证据并投诉"
+    assert len(answer.buttons) == 2
+    pressed = only(await two.press(ME, label=long_label[:20]))
+    assert pressed.plain.startswith(long_label) and one.engine.texts()[-1] == long_label
+    # Redis holds what the buttons mean, and nothing about who saw them.
+    keys = sorted(k.decode() for k in redis_client.keys("*"))
+    assert len(keys) == 2 and all(k.startswith("debt-help:button:") for k in keys)
+    assert sorted(json.loads(redis_client.get(k))["text"] for k in keys) == sorted(
+        [long_label, "怎么和平台协商分期还款"])
+    assert all(str(ME) not in k and set(json.loads(redis_client.get(k))) == {"text"} for k in keys)
+    assert 29 * 24 * 3600 < redis_client.ttl(keys[0]) <= 30 * 24 * 3600
 
 
 @pytest.mark.parametrize("data", ["q:doesnotexist", "t:99", "zzz", ""])

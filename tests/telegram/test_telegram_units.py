@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dtm
+import json
 import logging
 
 import pytest
@@ -10,10 +12,11 @@ from telegram.error import BadRequest, NetworkError, RetryAfter, TimedOut
 
 from bot.reply import Reply, Source
 from bot.telegram import texts
-from bot.telegram.fake_api import ApiError, parse_telegram_html
+from bot.telegram.fake_api import ApiError, FakeBotAPI, parse_telegram_html
 from bot.telegram.format import (
+    MAX_CALLBACK_BYTES,
     MAX_MESSAGE_LEN,
-    SuggestionBook,
+    button_key,
     render_reply,
     sources_line,
     suggestions_keyboard,
@@ -21,7 +24,7 @@ from bot.telegram.format import (
     utf16_len,
 )
 from bot.telegram.logs import format_event, keyed_hash, safe_traceback
-from bot.telegram.ratelimit import RetryingRateLimiter, UserRateLimiter
+from bot.telegram.ratelimit import OVERALL_BURST, OVERALL_PER_S, RetryingRateLimiter, UserRateLimiter
 
 pytestmark = pytest.mark.filterwarnings("ignore::telegram.warnings.PTBDeprecationWarning")
 
@@ -96,31 +99,62 @@ def test_limit_counts_utf16_code_units():
     assert len(chunks) == 2 and all(utf16_len(c) <= MAX_MESSAGE_LEN for c in chunks)
 
 
-def test_suggestion_buttons_fit_callback_data_and_map_back():
-    book = SuggestionBook()
+def test_suggestion_buttons_fit_callback_data_and_carry_a_key_derived_from_the_text():
     long_question = "如果催收人员在晚上十点以后还一直打电话给我的家人和同事，我应该怎么保存证据并投诉，还要注意什么"
-    markup = suggestions_keyboard(["怎么协商", long_question, "怎么协商", ""], book, one_shot=False)
+    markup = suggestions_keyboard(["怎么协商", long_question, "怎么 协商", "怎么协商", ""], one_shot=False)
     buttons = [b for row in markup.inline_keyboard for b in row]
-    assert len(buttons) == 2  # duplicates and blanks dropped
+    assert [b.text for b in buttons] == ["怎么协商", long_question[:39] + "…", "怎么 协商"]  # repeats and blanks dropped
     for button in buttons:
-        assert len(button.callback_data.encode()) <= 64
+        assert len(button.callback_data.encode()) <= MAX_CALLBACK_BYTES
         assert button.callback_data.startswith("q:")
         assert len(button.text) <= 40
-    assert book.get(buttons[1].callback_data[2:]) == long_question
-    clarify = suggestions_keyboard(["A"], book, one_shot=True)
-    assert clarify.inline_keyboard[0][0].callback_data.startswith("c:")
-    assert suggestions_keyboard([], book, one_shot=False) is None
+    # The same text always gets the same key: any process, after any restart.
+    assert buttons[1].callback_data == "q:" + button_key(long_question) and len(button_key(long_question)) == 12
+    assert len({b.callback_data for b in buttons}) == 3
+    clarify = suggestions_keyboard(["A"], one_shot=True)
+    assert clarify.inline_keyboard[0][0].callback_data == "c:" + button_key("A")
+    assert suggestions_keyboard([], one_shot=False) is None
 
 
-def test_suggestion_book_expires_and_is_bounded():
-    now = [0.0]
-    book = SuggestionBook(ttl_s=100, capacity=3, clock=lambda: now[0])
-    first = book.add("一")
-    keys = [book.add(t) for t in ("二", "三", "四")]
-    assert book.get(first) is None  # evicted by capacity
-    assert [book.get(k) for k in keys] == ["二", "三", "四"]
-    now[0] = 101
-    assert book.get(keys[0]) is None and len(book) == 0
+async def test_button_store_resolves_keys_through_its_backend_and_keeps_nothing_else(tmp_path):
+    from bot.sessions import SQLiteSessionStore
+    from bot.telegram.buttons import BUTTON_TTL_S, ButtonStore
+
+    backend = SQLiteSessionStore(tmp_path / "buttons.sqlite3", idle_timeout_s=BUTTON_TTL_S)
+    first = ButtonStore(backend)
+    await first.remember(["怎么和平台协商分期还款", " 怎么和平台协商分期还款 ", "催收骚扰去哪里投诉"])
+    key = button_key("怎么和平台协商分期还款")
+    assert await first.lookup(key) == "怎么和平台协商分期还款"
+    # Another process (or this one after a restart) has an empty cache: the backend answers.
+    second = ButtonStore(SQLiteSessionStore(tmp_path / "buttons.sqlite3", idle_timeout_s=BUTTON_TTL_S))
+    assert await second.lookup(key) == "怎么和平台协商分期还款"
+    assert await second.lookup(button_key("催收骚扰去哪里投诉")) == "催收骚扰去哪里投诉"
+    assert await second.lookup("doesnotexist") is None
+    rows = backend._db.execute("SELECT state FROM sessions").fetchall()
+    assert sorted(json.loads(state)["text"] for (state,) in rows) == ["催收骚扰去哪里投诉", "怎么和平台协商分期还款"]
+    assert all(set(json.loads(state)) == {"text"} for (state,) in rows)  # no chat, no user, no time
+    first.close()
+    second.close()
+
+
+async def test_button_store_failures_are_logged_and_the_cache_still_answers(caplog):
+    from bot.telegram.buttons import ButtonStore
+
+    class Down:
+        def save(self, conversation_id, state):
+            raise ConnectionError("redis is down")
+
+        def load(self, conversation_id):
+            raise ConnectionError("redis is down")
+
+    store = ButtonStore(Down())
+    with caplog.at_level(logging.WARNING, logger="bot.telegram.buttons"):
+        await store.remember(["怎么协商"])
+        assert await store.lookup(button_key("怎么协商")) == "怎么协商"  # this process still knows it
+        assert await store.lookup(button_key("别的问题")) is None
+    assert [r.getMessage() for r in caplog.records] == [
+        "event=button_store_failed op=save error=ConnectionError",
+        "event=button_store_failed op=load error=ConnectionError"]
 
 
 def test_topics_keyboard_has_every_topic():
@@ -205,6 +239,93 @@ async def test_retries_are_bounded_and_bad_requests_are_not_retried():
     with pytest.raises(TimedOut):
         await limiter.process_request(typing, (), {}, "sendChatAction", {}, None)
     assert typing.calls == 1
+
+
+def most_in_any_window(stamps: list[float], window_s: float = 1.0) -> int:
+    stamps = sorted(stamps)
+    return max((sum(1 for t in stamps[i:] if t - start < window_s) for i, start in enumerate(stamps)), default=0)
+
+
+async def test_outgoing_messages_are_throttled_under_telegrams_overall_limit():
+    limiter = RetryingRateLimiter()
+    loop = asyncio.get_running_loop()
+    sent: list[float] = []
+
+    async def send():
+        sent.append(loop.time())
+        return {"ok": True}
+
+    started = loop.time()
+    await asyncio.gather(*(limiter.process_request(send, (), {}, "sendMessage", {"chat_id": 1000 + i}, None)
+                           for i in range(45)))
+    assert len(sent) == 45
+    assert most_in_any_window(sent) <= OVERALL_BURST + OVERALL_PER_S < 30  # Telegram's 30 a second
+    assert loop.time() - started >= (45 - OVERALL_BURST) / OVERALL_PER_S - 0.05  # paced, not dropped
+
+
+async def test_chat_actions_are_skipped_when_there_is_no_room_and_groups_have_their_own_bucket():
+    limiter = RetryingRateLimiter()
+    calls: list[str] = []
+
+    def call(name):
+        async def send():
+            calls.append(name)
+            return True
+        return send
+
+    for i in range(OVERALL_BURST):  # the overall bucket is full now
+        await limiter.process_request(call(f"m{i}"), (), {}, "sendMessage", {"chat_id": 5}, None)
+    assert await limiter.process_request(call("typing"), (), {}, "sendChatAction", {"chat_id": 5}, None) is True
+    assert "typing" not in calls and limiter.skipped_chat_actions == 1
+    await asyncio.sleep(0.2)  # room again
+    await limiter.process_request(call("typing"), (), {}, "sendChatAction", {"chat_id": 5}, None)
+    assert calls[-1] == "typing"
+
+    # A group gets 2 at once, then one about every 3.5 s (under 20 a minute); other chats go on meanwhile.
+    group = [asyncio.ensure_future(limiter.process_request(call(f"g{i}"), (), {}, "sendMessage",
+                                                           {"chat_id": -100123}, None)) for i in range(3)]
+    await asyncio.sleep(0.3)
+    await limiter.process_request(call("private"), (), {}, "sendMessage", {"chat_id": 6}, None)
+    assert [task.done() for task in group] == [True, True, False] and calls[-1] == "private"
+    group[2].cancel()
+
+
+async def test_a_429_holds_every_request_for_the_time_telegram_asks():
+    limiter = RetryingRateLimiter()
+    loop = asyncio.get_running_loop()
+    flooded = Flaky(RetryAfter(1))
+    started = loop.time()
+    first = asyncio.ensure_future(limiter.process_request(flooded, (), {}, "sendMessage", {"chat_id": 1}, None))
+    await asyncio.sleep(0.1)
+    other_sent = []
+
+    async def other():
+        other_sent.append(loop.time() - started)
+        return True
+
+    await limiter.process_request(other, (), {}, "sendMessage", {"chat_id": 2}, None)
+    assert await first == {"ok": True} and flooded.calls == 2
+    assert other_sent[0] >= 1.0  # waited with everyone else
+    assert limiter.flood_controlled == 1
+    # Chat actions are not queued behind a flood wait either.
+    limiter._flood_gate.clear()
+    assert await limiter.process_request(other, (), {}, "sendChatAction", {"chat_id": 2}, None) is True
+    assert len(other_sent) == 1
+
+
+async def test_fake_api_answers_429_beyond_30_calls_a_second_and_counts_them():
+    api = FakeBotAPI(flood_window_s=0.3)
+    statuses = [(await api.call("sendMessage", {"chat_id": 5, "text": f"第{i}条"}))[0] for i in range(30)]
+    assert statuses == [200] * 30
+    status, body = await api.call("sendChatAction", {"chat_id": 6, "action": "typing"})  # any call naming a chat
+    assert status == 429 and body["parameters"]["retry_after"] == 1 and "Too Many Requests" in body["description"]
+    assert (await api.call("getMe", {}))[0] == 200  # calls without a chat are not limited
+    assert api.responses[429] == 1 and [c.method for c in api.flood_limited] == ["sendChatAction"]
+    assert len(api.messages(5)) == 30
+    await asyncio.sleep(0.3)
+    assert (await api.call("sendMessage", {"chat_id": 5, "text": "又可以了"}))[0] == 200
+    unlimited = FakeBotAPI(flood_limit=None)
+    assert {(await unlimited.call("sendMessage", {"chat_id": 5, "text": "x"}))[0] for _ in range(50)} == {200}
 
 
 # --- logs ------------------------------------------------------------------------------------------------
