@@ -34,7 +34,7 @@ TINY_FAQ = """\
   answer: |
     尽快在支付宝 App 里还款；一时还不上，就主动联系客服说明情况。
   sources:
-    - tiny-article
+    - seed-article
   related: [tiny-complain]
   reviewed: 2026-11-28
 
@@ -48,12 +48,13 @@ TINY_FAQ = """\
   answer: |
     可以拨打支付宝客服热线 95188，或在 App 内的在线客服提交投诉，并保存通话录音等证据。
   sources:
-    - tiny-article
+    - seed-article
   reviewed: 2026-11-28
 """
-# The source registry the tiny FAQ cites (knowledge/sources.yaml in miniature).
+# The source registry the tiny FAQ (and the real article, which some tests add) cites:
+# knowledge/sources.yaml in miniature.
 TINY_SOURCES = """\
-- id: tiny-article
+- id: seed-article
   title: 《支付宝逾期一个月催款方式有哪些》
   publisher: 冠县信息港转载
   date: 2025-05-10

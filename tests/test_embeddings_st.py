@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+import shutil
 import subprocess
 import textwrap
 
@@ -50,6 +51,7 @@ def _complaints_knowledge(dest):
                     encoding="utf-8")
     for entry in ("complaints-12378", "complaints-online"):
         remove_entry(path, entry)
+    shutil.copy(KNOWLEDGE / "sources.yaml", dest / "sources.yaml")  # the entries cite its ids
     return dest
 
 

@@ -17,7 +17,7 @@ from bot.reply import Reply, Source
 from bot.telegram import get_frontend, texts
 from bot.telegram.fake_api import parse_telegram_html
 from bot.telegram.fake_engine import LONG_PARAGRAPH
-from bot.telegram.format import render_reply
+from bot.telegram.format import render_reply, source_label
 
 pytestmark = pytest.mark.filterwarnings("ignore::telegram.warnings.PTBDeprecationWarning")
 
@@ -44,8 +44,10 @@ async def test_start_registers_commands_and_a_question_is_answered(real_bot, api
     # The engine's answer, then one line of sources, then its suggestions as buttons.
     body, _, source_line = answer.plain.rpartition("\n\n")
     assert parse_telegram_html(body_of(reply)) == body
-    assert source_line == "来源：① " + reply.sources[0].title + "".join(
-        f" {'①②③④⑤'[i]} {s.title}" for i, s in enumerate(reply.sources[1:], 1))
+    # Each source: the entry's title, then the documents it rests on (title, publisher, date).
+    assert source_line == "来源：① " + source_label(reply.sources[0]) + "".join(
+        f" {'①②③④⑤'[i]} {source_label(s)}" for i, s in enumerate(reply.sources[1:], 1))
+    assert reply.sources[0].title in source_line and reply.sources[0].refs[0].publisher in source_line
     assert [label for label, _ in answer.buttons] == reply.suggestions
     typing = [a for a in api.chat_actions if a["chat_id"] == ME]
     assert typing and typing[0]["at"] <= answer.at
