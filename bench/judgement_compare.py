@@ -57,9 +57,13 @@ def report(results: dict, counts: dict, model: str) -> str:
              f"{counts['held_out']} held out (scored here); split by bot/splits.py.", "",
              "Both designs see the sentence embedding and hashed character n-grams (1-3) of the "
              "normalised message, and both get the same cost-aware calibration on out-of-fold "
-             "tuning predictions (crisis raised until ≥ 99% of tuning crises are caught; evasion "
-             "lowered until no victim, threat, relative or crisis is taken for an evader). Scored "
-             "without the lexicon's override rules.", "",
+             "tuning predictions (ingest/judgement_build.py): per-label offsets minimising the cost "
+             "of mistakes (a missed crisis costs five, a victim, threat or relative taken for an "
+             "evader ten, then a hard line: none of them in the tuning part); the crisis label "
+             "itself is the model's own call, and a second crisis offset marks a crisis risk "
+             "(the crisis lines first, then the normal reply) so that 98.5% of tuning crises are "
+             "flagged. 'Crisis lines first' counts both. Scored without the lexicon's override "
+             "rules and the answer layer's checks.", "",
              "| design | accuracy | crisis lines first (recall) | crises missed | crisis label recall "
              "| crisis lines to non-crises | victim → evasion | protected → evasion | build s | ms / message | size KB |",
              "|---|---|---|---|---|---|---|---|---|---|---|"]

@@ -23,7 +23,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-TARGETS = {"median_ms": 20, "p95_ms": 50, "cold_start_s": 3.0, "rss_mb": 400, "full_ingest_s": 10, "reingest_s": 2,
+TARGETS = {"median_ms": 20, "p95_ms": 30, "cold_start_s": 2.0, "rss_mb": 400, "full_ingest_s": 10, "reingest_s": 2,
            "recall@3": 0.95}
 # Message to reply text, many kinds of question; repeated to get stable percentiles.
 QUESTIONS = [
@@ -36,6 +36,52 @@ QUESTIONS = [
 
 def run(cmd, env, **kw):
     return subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, **kw)
+
+
+def quality_section(evaluation: dict) -> list[str]:
+    """Tuning and held-out figures side by side (bot/splits.py): held-out is what users will see."""
+    lines = ["## Quality: tuning and held-out parts", "",
+             "Rules and data change only because of tuning misses; the held-out part predicts what users see.", "",
+             "| measure | tuning | held-out | goal |", "|---|---|---|---|"]
+    splits = evaluation.get("splits", {})
+    if splits:
+        t, h = splits["tuning"], splits["held_out"]
+        lines.append(f"| written questions (knowledge/eval/questions.yaml): hybrid recall@3 | "
+                     f"{t['hybrid_recall@3']:.3f} ({t['questions']}) | {h['hybrid_recall@3']:.3f} ({h['questions']}) | ≥ 0.95 |")
+        lines.append(f"| written questions: all answer checks | {t['answers_all_ok']:.3f} | {h['answers_all_ok']:.3f} | |")
+    j = evaluation.get("judgement")
+    if j:
+        h = j["held_out"]
+        lines += [
+            f"| judgement: label accuracy ({j['tuning']['messages']} / {h['messages']} messages) | "
+            f"{j['tuning']['accuracy']:.3f} | {h['accuracy']:.3f} | ≥ {j['targets']['accuracy']} |",
+            f"| judgement: crisis lines first, share of crises | {j['tuning']['crisis_recall']:.3f} | "
+            f"{h['crisis_recall']:.3f} ({h['crisis_missed']} missed) | ≥ {j['targets']['crisis_recall']} |",
+            f"| judgement: crisis label recall | | {h['crisis_label_recall']:.3f} | |",
+            f"| judgement: crisis lines before replies to non-crisis messages | | {h['crisis_lines_to_others']:.3f} | |",
+            f"| judgement: victims answered as evaders | {j['tuning']['victim_as_evasion']} | "
+            f"{h['victim_as_evasion']} | 0 |",
+        ]
+    a = evaluation.get("answerability")
+    if a:
+        lines += [
+            f"| realistic questions ({a['tuning']['questions']} / {a['questions']}): acceptable | "
+            f"{a['tuning']['acceptable']:.3f} | {a['acceptable']:.3f} | ≥ 0.90 |",
+            f"| realistic questions: wrong answers | {a['tuning']['wrong_answer_rate']:.3f} | "
+            f"{a['wrong_answer_rate']:.3f} | ≤ 0.03 |",
+            f"| realistic questions: needless declines | {a['tuning']['needless_decline_rate']:.3f} | "
+            f"{a['needless_decline_rate']:.3f} | |",
+        ]
+        if "alternative" in a:
+            alt = a["alternative"]
+            lines.append(f"| same, with ANSWERABILITY={alt['decided_by']}: acceptable / wrong / needless declines | | "
+                         f"{alt['acceptable']:.3f} / {alt['wrong_answer_rate']:.3f} / {alt['needless_decline_rate']:.3f} | |")
+        over = ", ".join(a.get("catch_all_over_limit") or []) or "none"
+        lines += ["", f"Entries chosen for another question more than 3 times (both parts): {over}."]
+    if j:
+        lines += ["", "Judgement per label, held-out (precision / recall): " + ", ".join(
+            f"{k} {v['precision']}/{v['recall']}" for k, v in j["held_out"]["per_label"].items()) + "."]
+    return lines + [""]
 
 
 def main() -> int:
@@ -98,6 +144,7 @@ print(json.dumps({"n": len(lat), "median_ms": statistics.median(lat), "p95_ms": 
         results[f"{leg}_mrr"] = evaluation[leg]["mrr"]
     results["kind_accuracy"] = evaluation["answers"]["kind_accuracy"]
     results["questions"] = evaluation["hybrid"]["questions"]
+    quality = quality_section(evaluation)
 
     telegram_note = ""
     load_script = ROOT / "bench" / "telegram_load.py"
@@ -137,6 +184,7 @@ print(json.dumps({"n": len(lat), "median_ms": statistics.median(lat), "p95_ms": 
         f"| reply kind right (all labelled messages) | {results['kind_accuracy']:.3f} | | |",
         "",
     ]
+    lines += quality
     if telegram_note:
         lines += ["## Telegram load", "", telegram_note, ""]
     text = "\n".join(lines)

@@ -206,7 +206,7 @@ class AnswerEngine:
         assessment = self.assess(normalised)
         outcome = self._respond(message, normalised, assessment, query, slots, started, in_context, avoid,
                                 prefer_tag, stage_asked)
-        if outcome.assessment.crisis_risk and outcome.reply.kind != "crisis":
+        if outcome.assessment.crisis_risk and outcome.reply.kind != "crisis" and not self._asked_as_written(outcome):
             # Maybe a crisis, said so indirectly that the judgement is not sure: the crisis
             # lines come first, in one line, and the reply goes on as it would.
             outcome.reply.text = texts.CRISIS_RISK_LINE + outcome.reply.text
@@ -214,6 +214,11 @@ class AnswerEngine:
             if unit is not None and all(s.id != unit.id for s in outcome.reply.sources):
                 outcome.reply.sources.append(_source(unit, 0.0))
         return outcome
+
+    def _asked_as_written(self, outcome: Outcome) -> bool:
+        """The message is asked nearly in an entry's own words: a question, not a hint of danger."""
+        top = outcome.retrieval.top if outcome.retrieval is not None else None
+        return top is not None and top.question_dense >= self.thresholds.strong
 
     def _respond(self, message: str, normalised: str, assessment: Assessment, query: str | None,
                  slots: Slots | None, started: float, in_context: bool, avoid: str | None,
@@ -239,7 +244,7 @@ class AnswerEngine:
             return self.clarify(text, started, assessment=assessment)
 
         slots = slots if slots is not None else Slots()
-        if assessment.speaker:
+        if assessment.speaker == "identity_theft" or (assessment.speaker and assessment.sure(assessment.label)):
             slots.speaker = assessment.speaker  # remembered for the rest of the conversation
         result = self.retriever.search(query or message, k=5)
         if assessment.evasion:

@@ -23,7 +23,7 @@ log = logging.getLogger(__name__)
 
 MODEL_KIND = "linear"  # the better of the two on held-out messages (docs/judgement.md)
 # Bump when the features or the training change: the next ingest rebuilds the model.
-JUDGEMENT_FORMAT = "judgement-3"
+JUDGEMENT_FORMAT = "judgement-4"
 LINEAR_C = 1.0
 SCORE_TEMPERATURE = 4.0  # SVM scores to logits: softmax(4 * score) reads like a probability
 DENSE_SCALE = 1.0  # weight of the embedding view against the (L2-normalised) n-gram view
@@ -39,6 +39,9 @@ NEEDLESS_CRISIS_COST = 1.0
 # The crisis risk: a second, larger crisis offset, chosen so that this share of tuning
 # crises (out-of-fold) get the crisis lines first, as a crisis or as a risk.
 CRISIS_LINES_TARGET = 0.985
+# ... unless that would put the crisis lines before the answer to more than this share of
+# the ordinary questions in the tuning part of knowledge/eval/ (people who only asked).
+QUESTION_ALARM_LIMIT = 0.03
 PROTECTED_FROM_EVASION = ("victim", "threat", "relative", "crisis")
 OFFSET_STEP = 0.25
 OFFSET_LIMIT = 4.0
@@ -174,30 +177,46 @@ def calibrate_offsets(probabilities: np.ndarray, labels: np.ndarray) -> np.ndarr
     return offsets
 
 
-def calibrate_crisis_risk(probabilities: np.ndarray, labels: np.ndarray, offsets: np.ndarray) -> float:
+def calibrate_crisis_risk(probabilities: np.ndarray, labels: np.ndarray, offsets: np.ndarray,
+                          questions: np.ndarray | None = None) -> float:
     """The smallest crisis offset (at least the label's) at which CRISIS_LINES_TARGET of the
-    tuning crises would be flagged out-of-fold."""
+    tuning crises would be flagged out-of-fold, but no larger than lets QUESTION_ALARM_LIMIT
+    of ordinary tuning questions (`questions`: their probabilities) get the crisis lines."""
     crisis = INDEX["crisis"]
     is_crisis = labels == crisis
     logp = np.log(np.maximum(probabilities, 1e-9))
-    value = float(offsets[crisis])
-    while is_crisis.any() and value < OFFSET_LIMIT:
+    question_logp = np.log(np.maximum(questions, 1e-9)) if questions is not None and len(questions) else None
+
+    def flagged(logs: np.ndarray, value: float) -> np.ndarray:
         candidate = offsets.copy()
         candidate[crisis] = value
-        if (np.argmax(logp + candidate, axis=1)[is_crisis] == crisis).mean() >= CRISIS_LINES_TARGET:
+        return np.argmax(logs + candidate, axis=1) == crisis
+
+    value = float(offsets[crisis])
+    while is_crisis.any() and value < OFFSET_LIMIT:
+        if question_logp is not None and flagged(question_logp, value + OFFSET_STEP).mean() > QUESTION_ALARM_LIMIT:
+            break  # one step more would alarm too many people who only asked a question
+        if flagged(logp, value)[is_crisis].mean() >= CRISIS_LINES_TARGET:
             break
         value += OFFSET_STEP
     return value
 
 
 def build_judge(messages: list[LabelledMessage], embedder, overrides: Overrides | None = None,
-                kind: str = MODEL_KIND) -> Judge:
+                kind: str = MODEL_KIND, questions: list[str] = ()) -> Judge:
+    """`questions`: ordinary questions of the tuning part of the question sets, to keep the
+    crisis risk from alarming people who only asked something."""
     tuning = [m for m in messages if not m.held_out]
     vectors, ngrams, labels = featurise(tuning, embedder)
     model = FITTERS[kind](vectors, ngrams, labels)
     probabilities = out_of_fold_probabilities(kind, vectors, ngrams, labels)
     offsets = calibrate_offsets(probabilities, labels)
-    risk = calibrate_crisis_risk(probabilities, labels, offsets)
+    asked = None
+    if questions:
+        normalised = [normalise_query(q) for q in questions]
+        asked = np.array([model.probabilities(v, char_ngrams(t))
+                          for v, t in zip(embed_by_length(normalised, embedder), normalised)])
+    risk = calibrate_crisis_risk(probabilities, labels, offsets, asked)
     log.info("judgement model=%s messages=%d offsets=%s crisis_risk_offset=%s", kind, len(tuning),
              {LABELS[i]: float(o) for i, o in enumerate(offsets) if o}, risk)
     return Judge(model, offsets, overrides, crisis_risk_offset=risk)

@@ -21,6 +21,7 @@ from bot.settings import Settings
 from bot.store import (IngestLock, KnowledgeStore, Manifest, StoreMissingError, check_embedding_model,
                        new_version_id)
 from ingest.chunking import Chunk, chunk_units
+from ingest.answerability_build import tuning_questions
 from ingest.judgement_build import JUDGEMENT_FORMAT, MODEL_KIND, build_judge
 from ingest.judgement_data import LabelledMessage, content_hash, load_labelled_messages
 from ingest.knowledge import load_knowledge
@@ -116,7 +117,9 @@ class IngestService:
         units = {u.id: u.content_hash for u in knowledge.units}
         report = IngestReport(dry_run=dry_run, rebuild=rebuild, chunks=len(chunks), store=self.store.describe(),
                               embedding_model=self.settings.embedding_model, judgement_messages=len(messages))
-        judgement_hash = self._judgement_hash(messages, lexicon_text)
+        # Ordinary questions (tuning part of knowledge/eval/) keep the crisis risk from alarming askers.
+        questions = [q for q, ids in tuning_questions(folder) if ids]
+        judgement_hash = self._judgement_hash(messages, lexicon_text, questions)
 
         with IngestLock(self.store):
             current, report.pointer_problem = self._current()
@@ -162,7 +165,7 @@ class IngestService:
             try:
                 collection = self.store.create_version_collection(version)
                 self._write_version(collection, chunks, old_collection, set(old_chunks), progress)
-                self._write_judgement(version, current, messages, lexicon_text, report.judgement)
+                self._write_judgement(version, current, messages, lexicon_text, report.judgement, questions)
                 manifest = Manifest(
                     version=version,
                     collection=self.store.collection_name(version),
@@ -209,13 +212,13 @@ class IngestService:
             raise KnowledgeError(problems)
         return messages, lexicon_text
 
-    def _judgement_hash(self, messages: list[LabelledMessage], lexicon_text: str) -> str:
+    def _judgement_hash(self, messages: list[LabelledMessage], lexicon_text: str, questions: list[str]) -> str:
         payload = "\n".join([JUDGEMENT_FORMAT, MODEL_KIND, self.settings.embedding_model,
-                             content_hash(messages) if messages else "-", lexicon_text])
+                             content_hash(messages) if messages else "-", lexicon_text, *sorted(questions)])
         return hashlib.sha1(payload.encode("utf-8")).hexdigest()[:16]
 
     def _write_judgement(self, version: str, current: Manifest | None, messages: list[LabelledMessage],
-                         lexicon_text: str, state: str) -> None:
+                         lexicon_text: str, state: str, questions: list[str]) -> None:
         if lexicon_text:
             self.store.write_blob(version, "lexicon", lexicon_text.encode("utf-8"))
         if not messages:
@@ -225,7 +228,7 @@ class IngestService:
             from bot.lexicon import Lexicon
 
             overrides = Lexicon.from_yaml(lexicon_text).overrides if lexicon_text else None
-            model = build_judge(messages, self.embedder, overrides).to_bytes()
+            model = build_judge(messages, self.embedder, overrides, questions=questions).to_bytes()
         self.store.write_blob(version, "judgement", model)
     def _current(self) -> tuple[Manifest | None, str | None]:
         """The version to compare with (None for a first ingest), and what is wrong with the
@@ -238,7 +241,7 @@ class IngestService:
     def _write_answerability(self, manifest: Manifest, folder: Path) -> None:
         """Fit the answer / clarify / decline decision on the version just written (before publishing it)."""
         from bot.retrieval import Retriever
-        from ingest.answerability_build import build_answerability, tuning_questions
+        from ingest.answerability_build import build_answerability
 
         items = tuning_questions(folder)
         if not items:
