@@ -276,8 +276,9 @@ class AnswerEngine:
                 return self._routed_answer("relative", "", result, started, assessment)
         if assessment.rule == "distress" or assessment.sure("distress"):
             # Upset: the support entry (with its helplines) first and the practical match in
-            # one line; but a question asked nearly in an entry's own words is answered first,
-            # with the support entry as the line after it.
+            # one line, when the person says so in plain words (the lexicon's distress words).
+            # When only the model hears distress, or the question is asked nearly in an entry's
+            # own words, the practical answer comes first and the support entry is the line after.
             crisis_topic = self.lexicon.topic("crisis")
             practical = next((h for h in result.hits if h.unit.topic != crisis_topic and h.unit.source_type == "faq"
                               and h.dense >= self.thresholds.relevance), None)
@@ -285,7 +286,10 @@ class AnswerEngine:
             if support is not None:
                 support_hit = next((h for h in result.hits if h.unit.id == support.id), None) \
                     or Hit(unit=support, score=1.0, dense=1.0)
-                if practical is not None and practical.question_dense >= self.thresholds.strong:
+                practical_first = practical is not None and (
+                    practical.question_dense >= self.thresholds.strong
+                    or (assessment.rule != "distress" and practical is result.top and self.is_confident(result)))
+                if practical_first:
                     result.promote(practical)
                     return self._compose(result, slots, started, assessment, runner_up=support_hit)
                 result.promote(support_hit)
