@@ -235,7 +235,7 @@ class Retriever:
         judge_bytes = self.store.read_blob(manifest, "judgement")
         judge = Judge.from_bytes(judge_bytes, lexicon.overrides) if judge_bytes else None
         if judge is None:
-            log.warning("knowledge version=%s has no judgement model: only the lexicon's overrides "
+            log.info("knowledge version=%s has no judgement model: only the lexicon's overrides "
                         "judge messages (add knowledge/judgement/ and re-run ingest)", manifest.version)
         answerability_bytes = self.store.read_blob(manifest, "answerability")
         answerability = Answerability.from_bytes(answerability_bytes) if answerability_bytes else None

@@ -86,7 +86,9 @@ def assess(normalised: str, judge: Judge | None, vector, overrides: Overrides | 
     greeting = bool(GREETINGS.match(text.replace(" ", "")))
     judgement = judge.judge(text, vector(text)) if judge is not None else _without_model(text, greeting, overrides or Overrides())
     label = judgement.label
-    if label in SHAPE_OVERRIDABLE:
+    if label != "crisis" and is_vague(text) and judgement.rule is None:
+        label = "vague"  # only "我逾期了", "花呗", "怎么办": nothing in it to be a victim's report or a threat
+    elif label in SHAPE_OVERRIDABLE:
         # The shapes are exact: a whole message that is a greeting, thanks, "你是谁", or
         # only "花呗逾期了怎么办" is what it looks like, whatever the model leaned to.
         if greeting or THANKS.match(text) or WHO_ARE_YOU.match(text):

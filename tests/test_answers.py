@@ -91,7 +91,8 @@ def test_out_of_scope_is_declined_kindly_with_what_the_bot_can_do(fresh_engine, 
 def test_questions_the_knowledge_base_does_not_cover_are_not_stretched(fresh_engine, message):
     reply = ask(fresh_engine, message)
     assert reply.kind == "decline"
-    assert "没有可靠的答案" in reply.text
+    # Honest, and says where the exact answer is.
+    assert "没有可靠的资料" in reply.text and "95188" in reply.text
 
 
 @pytest.mark.parametrize("question, entries", [

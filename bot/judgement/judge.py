@@ -89,6 +89,7 @@ class Judge:
             adjusted[LABELS.index("crisis")] = -np.inf
             label, certain = LABELS[int(np.argmax(adjusted))], True
         rule = None
+        risk_from_override = False
         text = normalised
         if self.overrides.match("crisis", text):
             label, rule, certain = "crisis", "crisis", True
@@ -102,13 +103,18 @@ class Judge:
             speaker = "relative"
         if label in DISTRESS_OVERRIDABLE and self.overrides.match("distress", text):
             label, rule = "distress", "distress"
+        if label == "crisis" and rule is None and self.overrides.match("out_of_scope", text) \
+                and not has_domain_word(text):
+            # "写一首诗" with the model hearing a crisis: answered as what it says it is, with the
+            # crisis lines first all the same (a crisis risk, see answer.py).
+            label, rule, risk_from_override = "out_of_scope", "out_of_scope", True
         if label != "crisis" and speaker is None and self.overrides.match("evasion", text):
             label, rule = "evasion", "evasion"
         elif label != "crisis" and self.overrides.match("out_of_scope", text) and not has_domain_word(text):
             label, rule = "out_of_scope", "out_of_scope"
         elif label == "out_of_scope" and has_domain_word(text):
             label = "product"  # names 花呗, 借呗, 征信...: about the product, not about something else
-        risk = label != "crisis" and self.at_risk(probabilities)
+        risk = label != "crisis" and (risk_from_override or self.at_risk(probabilities))
         return Judgement(label, scores.get(label, 0.0), rule, speaker, certain, risk, scores)
 
     # --- persistence (published with each store version) ------------------------------
