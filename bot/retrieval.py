@@ -14,6 +14,7 @@ import re
 import threading
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 
@@ -231,7 +232,7 @@ class Retriever:
         check_prompts(manifest, self.embedder)
         collection = self.store.open_collection(manifest)
         lexicon_text = self.store.read_blob(manifest, "lexicon")
-        lexicon = Lexicon.from_yaml(lexicon_text.decode("utf-8")) if lexicon_text else Lexicon()
+        lexicon = Lexicon.from_yaml(lexicon_text.decode("utf-8")) if lexicon_text else self._folder_lexicon(manifest)
         judge_bytes = self.store.read_blob(manifest, "judgement")
         judge = Judge.from_bytes(judge_bytes, lexicon.overrides) if judge_bytes else None
         if judge is None:
@@ -244,6 +245,16 @@ class Retriever:
         log.info("knowledge version=%s chunks=%d units=%d loaded", manifest.version,
                  len(index.chunk_ids), len(index.units))
         return index
+
+    def _folder_lexicon(self, manifest: Manifest) -> Lexicon:
+        """A version written before lexicons were published with it: the knowledge folder's
+        lexicon, so its crisis and identity-theft overrides still apply until the next ingest."""
+        path = Path(self.settings.knowledge_dir) / "lexicon.yaml"
+        if not path.is_file():
+            return Lexicon()
+        log.warning("knowledge version=%s has no lexicon: using %s until `python -m ingest` publishes one",
+                    manifest.version, path)
+        return Lexicon.from_yaml(path.read_text(encoding="utf-8"))
 
     def load(self) -> Manifest:
         """Open the current store version now (fails early with a clear StoreError)."""

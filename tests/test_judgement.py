@@ -168,3 +168,24 @@ def test_held_out_judgement_holds_its_floors(engine, settings):
     assert held_out["accuracy"] >= HELD_OUT_FLOORS["accuracy"]
     # Held-out misses are counted, never listed; the tuning part's are, to fix from.
     assert all(not m.get("held_out") for m in block["tuning_misses"])
+
+
+def test_a_store_written_before_lexicons_were_published_still_catches_a_crisis(tmp_path):
+    """A version without a lexicon blob (built by an older ingest) takes the knowledge folder's
+    lexicon, so the crisis override applies until the next ingest publishes one."""
+    import shutil
+
+    from tests.helpers_knowledge import prepared_store
+
+    from bot.dialogue import build_engine
+    from bot.sessions import MemorySessionStore
+    from bot.store import KnowledgeStore
+
+    settings = prepared_store(tmp_path)
+    shutil.copy(ROOT / "knowledge" / "lexicon.yaml", settings.knowledge_dir / "lexicon.yaml")
+    version = KnowledgeStore(settings).require_manifest().version
+    for blob in (Path(settings.chroma_path) / "versions" / version).glob("*.bin"):
+        blob.unlink()  # as an older ingest left it: no lexicon, no judgement model
+    engine = build_engine(settings, sessions=MemorySessionStore())
+    assert engine.handle("old-store", "欠了这么多 不想活了").kind == "crisis"
+    assert engine.handle("old-store-2", "花呗逾期一个月会怎么催收").kind != "crisis"
