@@ -72,10 +72,6 @@ class Assessment:
     def vague(self) -> bool:
         return self.label == "vague" or self.empty
 
-    @property
-    def distress(self) -> bool:
-        return self.label == "distress"
-
 
 def assess(normalised: str, judge: Judge | None, vector, overrides: Overrides | None = None) -> Assessment:
     """The Assessment of a normalised message; `vector(text)` gives its embedding.

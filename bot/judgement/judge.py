@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from bot.judgement.features import char_ngrams
-from bot.judgement.labels import INDEX, LABELS
+from bot.judgement.labels import LABELS
 from bot.judgement.models import MODELS
 from bot.textnorm import has_domain_word
 
@@ -34,11 +34,6 @@ class Judgement:
     # (one line before the answer): the larger crisis offset calibrated at ingest flags it.
     crisis_risk: bool = False
     scores: dict[str, float] = field(default_factory=dict, compare=False)
-
-    @property
-    def runner_up(self) -> str | None:
-        ranked = sorted(self.scores, key=lambda k: -self.scores[k])
-        return next((k for k in ranked if k != self.label), None)
 
 
 @dataclass(frozen=True)
@@ -138,6 +133,3 @@ class Judge:
             judge.risk_offsets = np.asarray(arrays["risk_offsets"], dtype=np.float64)
             return judge
 
-
-def label_index(label: str) -> int:
-    return INDEX[label]
