@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import os
 import re
+import tempfile
 import threading
 from functools import lru_cache
 from pathlib import Path
@@ -295,7 +296,9 @@ _jieba_lock = threading.Lock()
 
 
 def init_tokenizer(cache_dir: Path | None = None) -> None:
-    """Load jieba once, with its dictionary cache in the project's data folder."""
+    """Load jieba once, with its dictionary cache in the project's data folder (or the
+    system's temporary folder). Always the same dictionary: the judgement model is
+    trained at ingest on words that the bot must cut the same way when it answers."""
     global _jieba_ready
     if _jieba_ready:
         return
@@ -305,10 +308,11 @@ def init_tokenizer(cache_dir: Path | None = None) -> None:
         import jieba
 
         jieba.setLogLevel(logging.WARNING)
-        if cache_dir is not None:
-            cache_dir.mkdir(parents=True, exist_ok=True)
-            jieba.dt.tmp_dir = str(cache_dir)
-            jieba.set_dictionary(str(_common_words_dictionary(cache_dir)))
+        if cache_dir is None:
+            cache_dir = Path(tempfile.gettempdir()) / "debt-help-jieba"
+        cache_dir.mkdir(parents=True, exist_ok=True)
+        jieba.dt.tmp_dir = str(cache_dir)
+        jieba.set_dictionary(str(_common_words_dictionary(cache_dir)))
         jieba.initialize()
         for word in DOMAIN_WORDS + ["逾期一个月", "一对一", "第三方催收", "个人信息", "消费者权益"]:
             jieba.add_word(word, freq=200000)
@@ -355,6 +359,16 @@ def tokenize(text: str) -> tuple[str, ...]:
             continue
         tokens.append(token)
     return tuple(tokens)
+
+
+@lru_cache(maxsize=4096)
+def segment(text: str) -> tuple[str, ...]:
+    """All the words of a message in order (stopwords kept: 我 and 我妈 tell who is
+    speaking), without spaces or punctuation. For the judgement model's word view."""
+    import jieba
+
+    init_tokenizer()
+    return tuple(w for w in (t.strip() for t in jieba.lcut(text.lower())) if w and _TOKEN_KEEP.search(w))
 
 
 _CJK_RUN = re.compile(r"[\u4e00-\u9fff]{2,}")

@@ -12,7 +12,7 @@ import logging
 
 import numpy as np
 
-from bot.judgement.features import BUCKETS, char_ngrams
+from bot.judgement.features import FEATURES, message_features
 from bot.judgement.judge import Judge, Overrides
 from bot.judgement.labels import INDEX, LABELS
 from bot.judgement.models import LinearModel, NeighbourModel
@@ -23,7 +23,7 @@ log = logging.getLogger(__name__)
 
 MODEL_KIND = "linear"  # the better of the two on held-out messages (docs/judgement.md)
 # Bump when the features or the training change: the next ingest rebuilds the model.
-JUDGEMENT_FORMAT = "judgement-4"
+JUDGEMENT_FORMAT = "judgement-5"
 LINEAR_C = 1.0
 SCORE_TEMPERATURE = 4.0  # SVM scores to logits: softmax(4 * score) reads like a probability
 DENSE_SCALE = 1.0  # weight of the embedding view against the (L2-normalised) n-gram view
@@ -63,7 +63,7 @@ def embed_by_length(texts: list[str], embedder, batch: int = 64) -> np.ndarray:
 def featurise(messages: list[LabelledMessage], embedder):
     normalised = [normalise_query(m.text) for m in messages]
     vectors = embed_by_length(normalised, embedder)
-    ngrams = [char_ngrams(t) for t in normalised]
+    ngrams = [message_features(t) for t in normalised]
     labels = np.array([INDEX[m.label] for m in messages], dtype=np.int32)
     return vectors, ngrams, labels
 
@@ -75,7 +75,7 @@ def _design_matrix(vectors: np.ndarray, ngrams):
     rows = np.repeat(np.arange(len(ngrams)), [len(i) for i, _ in ngrams])
     cols = np.concatenate([i for i, _ in ngrams]) if ngrams else np.zeros(0, dtype=np.int32)
     vals = np.concatenate([v for _, v in ngrams]) if ngrams else np.zeros(0, dtype=np.float32)
-    grams = sparse.csr_matrix((vals, (rows, cols)), shape=(len(ngrams), BUCKETS))
+    grams = sparse.csr_matrix((vals, (rows, cols)), shape=(len(ngrams), FEATURES))
     return sparse.hstack([sparse.csr_matrix(vectors * DENSE_SCALE), grams]).tocsr()
 
 
@@ -89,7 +89,7 @@ def fit_linear(vectors: np.ndarray, ngrams, labels: np.ndarray) -> LinearModel:
     clf.fit(_design_matrix(vectors, ngrams), labels)
     n, dim = len(LABELS), vectors.shape[1]
     dense = np.zeros((n, dim), dtype=np.float32)
-    grams = np.zeros((n, BUCKETS), dtype=np.float32)
+    grams = np.zeros((n, FEATURES), dtype=np.float32)
     bias = np.full(n, ABSENT_LABEL_BIAS, dtype=np.float32)
     coef = clf.coef_ if len(clf.classes_) > 2 else np.vstack([-clf.coef_, clf.coef_])
     intercept = clf.intercept_ if len(clf.classes_) > 2 else np.array([-clf.intercept_[0], clf.intercept_[0]])
@@ -214,7 +214,7 @@ def build_judge(messages: list[LabelledMessage], embedder, overrides: Overrides 
     asked = None
     if questions:
         normalised = [normalise_query(q) for q in questions]
-        asked = np.array([model.probabilities(v, char_ngrams(t))
+        asked = np.array([model.probabilities(v, message_features(t))
                           for v, t in zip(embed_by_length(normalised, embedder), normalised)])
     risk = calibrate_crisis_risk(probabilities, labels, offsets, asked)
     log.info("judgement model=%s messages=%d offsets=%s crisis_risk_offset=%s", kind, len(tuning),

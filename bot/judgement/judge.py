@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from bot.judgement.features import char_ngrams
+from bot.judgement.features import message_features
 from bot.judgement.labels import LABELS
 from bot.judgement.models import MODELS
 from bot.textnorm import has_domain_word
@@ -73,7 +73,7 @@ class Judge:
         return LABELS[int(np.argmax(np.log(np.maximum(probabilities, 1e-9)) + self.risk_offsets))] == "crisis"
 
     def judge(self, normalised: str, vector: np.ndarray) -> Judgement:
-        probabilities = self.model.probabilities(np.asarray(vector, dtype=np.float32), char_ngrams(normalised))
+        probabilities = self.model.probabilities(np.asarray(vector, dtype=np.float32), message_features(normalised))
         scores = {label: round(float(p), 4) for label, p in zip(LABELS, probabilities)}
         label = LABELS[self.decide(probabilities)]
         certain = label == LABELS[int(np.argmax(probabilities))]

@@ -1,7 +1,7 @@
 """Two interchangeable judgement models, evaluated in numpy alone at answer time.
 
 Both see the same two views of a message: its sentence embedding (the store's
-embedding model) and its hashed character n-grams (features.py).
+embedding model) and its hashed surface features: character n-grams and words (features.py).
 
 - LinearModel: multinomial logistic regression over both views (trained at
   ingest with scikit-learn, see ingest/judgement_build.py).
@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from bot.judgement.features import BUCKETS
+from bot.judgement.features import FEATURES
 
 
 def _softmax(logits: np.ndarray) -> np.ndarray:
@@ -30,7 +30,7 @@ class LinearModel:
 
     def __init__(self, dense: np.ndarray, ngram: np.ndarray, bias: np.ndarray) -> None:
         self.dense = np.asarray(dense, dtype=np.float32)      # (labels, dimension)
-        self.ngram = np.asarray(ngram, dtype=np.float32)      # (labels, BUCKETS)
+        self.ngram = np.asarray(ngram, dtype=np.float32)      # (labels, FEATURES)
         self.bias = np.asarray(bias, dtype=np.float32)        # (labels,)
 
     def probabilities(self, vector: np.ndarray, ngrams: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
@@ -68,11 +68,11 @@ class NeighbourModel:
     @classmethod
     def build(cls, vectors: np.ndarray, labels: np.ndarray, n_labels: int,
               ngrams: list[tuple[np.ndarray, np.ndarray]]) -> "NeighbourModel":
-        per_bucket: list[list[tuple[int, float]]] = [[] for _ in range(BUCKETS)]
+        per_bucket: list[list[tuple[int, float]]] = [[] for _ in range(FEATURES)]
         for row, (idx, val) in enumerate(ngrams):
             for b, v in zip(idx.tolist(), val.tolist()):
                 per_bucket[b].append((row, v))
-        indptr = np.zeros(BUCKETS + 1, dtype=np.int64)
+        indptr = np.zeros(FEATURES + 1, dtype=np.int64)
         indptr[1:] = np.cumsum([len(p) for p in per_bucket])
         rows = np.fromiter((r for p in per_bucket for r, _ in p), dtype=np.int32, count=int(indptr[-1]))
         values = np.fromiter((v for p in per_bucket for _, v in p), dtype=np.float32, count=int(indptr[-1]))
