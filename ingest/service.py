@@ -118,7 +118,9 @@ class IngestService:
         report = IngestReport(dry_run=dry_run, rebuild=rebuild, chunks=len(chunks), store=self.store.describe(),
                               embedding_model=self.settings.embedding_model, judgement_messages=len(messages))
         # Ordinary questions (tuning part of knowledge/eval/) keep the crisis risk from alarming askers.
-        questions = [q for q, ids in tuning_questions(folder) if ids]
+        # Questions the crisis lines answer are not false alarms: they are left out.
+        crisis_entry = self._crisis_entry(lexicon_text)
+        questions = [q for q, ids in tuning_questions(folder) if ids and crisis_entry not in ids]
         judgement_hash = self._judgement_hash(messages, lexicon_text, questions)
 
         with IngestLock(self.store):
@@ -211,6 +213,12 @@ class IngestService:
         if problems:
             raise KnowledgeError(problems)
         return messages, lexicon_text
+
+    @staticmethod
+    def _crisis_entry(lexicon_text: str) -> str | None:
+        from bot.lexicon import Lexicon
+
+        return Lexicon.from_yaml(lexicon_text).route("crisis") if lexicon_text else None
 
     def _judgement_hash(self, messages: list[LabelledMessage], lexicon_text: str, questions: list[str]) -> str:
         payload = "\n".join([JUDGEMENT_FORMAT, MODEL_KIND, self.settings.embedding_model,
