@@ -294,6 +294,11 @@ class AnswerEngine:
                     return self._compose(result, slots, started, assessment, runner_up=support_hit)
                 result.promote(support_hit)
                 return self._compose(result, slots, started, assessment, runner_up=practical)
+        lender = self.lexicon.other_lender(result.normalised)
+        if lender is not None and result.top.unit.id in self.lexicon.alipay_only:
+            # "白条逾期一天算逾期吗": Alipay's rule is not that lender's, and 95188 can't answer for it.
+            text = texts.DECLINE_OTHER_LENDER.format(lender=lender.name, ask=lender.ask)
+            return self.decline(text, started, assessment, result)
         decision = self.decide(result, assessment.label)
         if decision.action == "clarify":
             first, second = decision.options

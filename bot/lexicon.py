@@ -20,6 +20,19 @@ SPEAKERS = ("relative", "identity_theft")
 OVERRIDES = ("crisis", "identity_theft", "distress", "evasion", "out_of_scope")
 
 
+# Words that make a question about Alipay's own products, whatever other lender it names.
+ALIPAY_WORDS = re.compile(r"花呗|借呗|支付宝|蚂蚁")
+
+
+@dataclass(frozen=True)
+class Lender:
+    """Another lender than Alipay, and where its own rules can be asked."""
+
+    name: str
+    names: re.Pattern
+    ask: str
+
+
 def _as_list(value) -> list[str]:
     return [str(v) for v in value] if isinstance(value, list) else [str(value)]
 
@@ -30,6 +43,8 @@ class Lexicon:
     topics: dict[str, tuple[str, ...]] = field(default_factory=dict)
     speakers: dict[str, tuple[str, ...]] = field(default_factory=dict)
     overrides: Overrides = field(default_factory=Overrides)
+    alipay_only: frozenset[str] = frozenset()
+    lenders: tuple[Lender, ...] = ()
     text: str = ""  # the YAML it was read from (published with the version)
 
     @classmethod
@@ -40,7 +55,16 @@ class Lexicon:
         speakers = {str(k): tuple(_as_list(v)) for k, v in (data.get("speakers") or {}).items()}
         patterns = {str(k): re.compile("|".join(f"(?:{p})" for p in _as_list(v)))
                     for k, v in (data.get("judgement_overrides") or {}).items() if v}
-        return cls(routes, topics, speakers, Overrides(patterns), text)
+        alipay_only = frozenset(_as_list(data.get("alipay_only") or []))
+        lenders = tuple(Lender(str(name), re.compile(str(spec["names"])), str(spec["ask"]))
+                        for name, spec in (data.get("other_lenders") or {}).items())
+        return cls(routes, topics, speakers, Overrides(patterns), alipay_only, lenders, text)
+
+    def other_lender(self, normalised: str) -> Lender | None:
+        """The other lender a message asks about, when it names no Alipay product."""
+        if ALIPAY_WORDS.search(normalised):
+            return None
+        return next((lender for lender in self.lenders if lender.names.search(normalised)), None)
 
     def route(self, name: str) -> str | None:
         return self.routes.get(name)

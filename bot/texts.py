@@ -42,6 +42,13 @@ DECLINE_NOT_IN_KNOWLEDGE = (
     "也可以打支付宝客服 95188 直接问；如果是要投诉催收，可以打 12378。\n\n"
     "我能帮你的有：逾期后会怎么催收、怎么协商延期或分期、征信影响、催收不能做什么、去哪里投诉。"
 )
+# A question about another lender that only an Alipay entry would answer: that lender's
+# rules may differ, and 95188 cannot answer for it.
+DECLINE_OTHER_LENDER = (
+    "{lender}的具体规则我这里没有可靠的资料，它和花呗、借呗的规则不一定一样，不想给你说错。\n\n"
+    "最准确的答案在{ask}，直接问他们就好；如果是要投诉催收，可以打 12378。\n\n"
+    "我能帮你的有：逾期后一般会怎么催收、怎么协商延期或分期、征信影响、催收不能做什么、去哪里投诉。"
+)
 COMMAND_HINT_OPTIONS = ["逾期一个月会怎么催收", "怎么和平台协商还款", "催收骚扰去哪里投诉"]
 SCOPE_SUGGESTIONS = ["逾期一个月会怎么催收", "怎么和平台协商分期还款", "催收骚扰去哪里投诉"]
 

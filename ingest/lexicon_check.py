@@ -11,7 +11,9 @@ from bot.lexicon import OVERRIDES, ROUTES, SPEAKERS, TOPICS, Lexicon
 from ingest.problems import Problem
 from ingest.yamlfile import compose_file, mapping_fields, node_line, scalar_text
 
-SECTIONS = ("routes", "topics", "speakers", "judgement_overrides")
+SECTIONS = ("routes", "topics", "speakers", "judgement_overrides", "alipay_only", "other_lenders")
+OPTIONAL_SECTIONS = ("alipay_only", "other_lenders")
+LENDER_FIELDS = ("names", "ask")
 
 
 def _scalars(node: yaml.Node) -> list[yaml.ScalarNode]:
@@ -20,6 +22,37 @@ def _scalars(node: yaml.Node) -> list[yaml.ScalarNode]:
     if isinstance(node, yaml.SequenceNode):
         return [n for n in node.value if isinstance(n, yaml.ScalarNode)]
     return []
+
+
+def _check_alipay_only(node: yaml.Node, display: str, entry_ids: set[str], problems: list[Problem]) -> None:
+    if not isinstance(node, yaml.SequenceNode):
+        problems.append(Problem(display, node_line(node), "'alipay_only' must be a list of entry ids"))
+        return
+    for item in _scalars(node):
+        if (scalar_text(item) or "") not in entry_ids:
+            problems.append(Problem(display, node_line(item), f"alipay_only: no knowledge entry '{scalar_text(item)}'"))
+
+
+def _check_lenders(node: yaml.Node, display: str, problems: list[Problem]) -> None:
+    if not isinstance(node, yaml.MappingNode):
+        problems.append(Problem(display, node_line(node), "'other_lenders' must be a mapping of lender names"))
+        return
+    for lender, spec in mapping_fields(node, display, "other_lenders", problems).items():
+        if not isinstance(spec, yaml.MappingNode):
+            problems.append(Problem(display, node_line(spec), f"other_lenders.{lender}: needs {' and '.join(LENDER_FIELDS)}"))
+            continue
+        fields = mapping_fields(spec, display, f"other_lenders.{lender}", problems)
+        for key in LENDER_FIELDS:
+            if key not in fields or not scalar_text(fields[key]):
+                problems.append(Problem(display, node_line(spec), f"other_lenders.{lender}: needs '{key}'"))
+        for key, value in fields.items():
+            if key not in LENDER_FIELDS:
+                problems.append(Problem(display, node_line(value), f"other_lenders.{lender}: unknown key '{key}'"))
+        if "names" in fields:
+            try:
+                re.compile(scalar_text(fields["names"]) or "")
+            except re.error as exc:
+                problems.append(Problem(display, node_line(fields["names"]), f"other_lenders.{lender}: bad pattern ({exc})"))
 
 
 def load_lexicon(path: Path, display: str, entry_ids: set[str], topics: set[str]) -> tuple[Lexicon | None, list[Problem]]:
@@ -32,6 +65,12 @@ def load_lexicon(path: Path, display: str, entry_ids: set[str], topics: set[str]
     for name, node in sections.items():
         if name not in SECTIONS:
             problems.append(Problem(display, node_line(node), f"unknown section '{name}' (allowed: {', '.join(SECTIONS)})"))
+            continue
+        if name == "alipay_only":
+            _check_alipay_only(node, display, entry_ids, problems)
+            continue
+        if name == "other_lenders":
+            _check_lenders(node, display, problems)
             continue
         if not isinstance(node, yaml.MappingNode):
             problems.append(Problem(display, node_line(node), f"'{name}' must be a mapping"))

@@ -210,3 +210,25 @@ def test_a_legal_answer_on_a_secondary_source_gets_one_combined_closing_line(fre
     reply = ask(fresh_engine, "花呗逾期会被起诉吗")
     assert reply.sources[0].hedged
     assert reply.text.count("不构成法律意见") == 1 and reply.text.endswith(texts.ANSWER_DISCLAIMER_HEDGED)
+
+
+@pytest.mark.parametrize("question, lender_service", [
+    ("白条逾期一天算逾期吗", "京东金融"),
+    ("白条还款日当天几点截止", "京东金融"),
+    ("信用卡还清了额度多久恢复", "发卡银行"),
+])
+def test_another_lenders_rules_are_not_answered_with_alipays(fresh_engine, question, lender_service):
+    """Alipay's own rule is not that lender's, and 95188 cannot answer for another company."""
+    reply = ask(fresh_engine, question)
+    assert reply.kind == "decline"
+    assert lender_service in reply.text and "95188" not in reply.text
+    assert reply.suggestions
+
+
+@pytest.mark.parametrize("question", [
+    "花呗还款日当天几点截止",            # Alipay's own product: its entry answers
+    "花呗和信用卡逾期了都会上征信吗",      # names 花呗: an Alipay question that mentions another lender
+])
+def test_alipay_questions_that_mention_no_or_another_lender_are_still_answered(fresh_engine, question):
+    reply = ask(fresh_engine, question)
+    assert "没有可靠的资料，它和花呗、借呗的规则不一定一样" not in reply.text

@@ -108,6 +108,9 @@ def test_the_lexicon_must_name_entries_and_topics_the_knowledge_has(tmp_path):
     text = (ROOT / "knowledge" / "lexicon.yaml").read_text(encoding="utf-8")
     text = text.replace("evasion: evasion-consequences", "evasion: evasion-consequence")
     text = text.replace("crisis: 心理支持", "crisis: 心里支持")
+    text = text.replace("  - account-minimum-payment\n", "  - account-minimum-paymnet\n")
+    text = text.replace("    names: 微粒贷\n", "    names: 微粒贷(\n")
+    text = text.replace("    ask: 美团 App 里月付页面的客服\n", "")
     path = tmp_path / "lexicon.yaml"
     path.write_text(text, encoding="utf-8")
     lexicon, problems = load_lexicon(path, "lexicon.yaml", {u.id for u in knowledge.units},
@@ -117,6 +120,10 @@ def test_the_lexicon_must_name_entries_and_topics_the_knowledge_has(tmp_path):
     evasion_line = text.split("\n").index(next(l for l in text.split("\n") if "evasion: evasion-consequence" in l)) + 1
     assert lines[evasion_line] == "routes.evasion: no knowledge entry 'evasion-consequence'"
     assert any("no knowledge entry has topic '心里支持'" in m for m in lines.values())
+    lines_of = text.split("\n")
+    assert lines[lines_of.index("  - account-minimum-paymnet") + 1] == "alipay_only: no knowledge entry 'account-minimum-paymnet'"
+    assert lines[lines_of.index("    names: 微粒贷(") + 1].startswith("other_lenders.微粒贷: bad pattern")
+    assert "other_lenders.美团月付: needs 'ask'" in lines.values()
 
 
 # ------------------------------------------------------------------ published with the version
