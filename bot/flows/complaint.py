@@ -23,7 +23,7 @@ class ComplaintFlow(Flow):
         Step("contact", t.Q_CONTACT, t.CONTACT_OPTIONS),
         Step("conduct", t.Q_CONDUCT, t.CONDUCT_OPTIONS, multi=True),
         Step("when", t.Q_WHEN),
-        Step("evidence", t.Q_EVIDENCE, t.EVIDENCE_OPTIONS, multi=True),
+        Step("evidence", t.Q_EVIDENCE, t.EVIDENCE_OPTIONS, multi=True, ends=(t.EVIDENCE_NONE_OPTION,)),
     )
 
     def compose(self, answers: Mapping[str, str], units: Mapping) -> Reply:
@@ -57,7 +57,7 @@ def compose_draft(answers: Mapping[str, str], units: Mapping) -> Draft:
     conducts = parse.conduct(normalised)
     rules = [cited for cited in (knowledge.rule(units, c) for c in conducts) if cited is not None]
     evidence = answers.get("evidence", "")
-    items = [] if parse.NO_EVIDENCE.match(evidence) or evidence == "还没有" else parse.evidence_items(evidence)
+    items = [] if parse.NO_EVIDENCE.match(evidence) or evidence == t.EVIDENCE_NONE_OPTION else parse.evidence_items(evidence)
 
     out = [t.COMPLAINT_DONE, "", t.DRAFT_HEAD, t.DRAFT_OPENING, "",
            _field(t.F_LENDER, lender), _field(t.F_CONTACT, answers.get("contact")),

@@ -26,6 +26,7 @@ class Step:
     question: str
     options: tuple[str, ...] = ()
     multi: bool = False
+    ends: tuple[str, ...] = ()  # options of a `multi` step that answer it on their own ("还没有")
 
 
 @dataclass
@@ -72,7 +73,7 @@ class Flow:
         progress = texts.PROGRESS.format(n=state.step + 1, total=len(self.steps))
         if step.multi and state.picked:
             question = texts.MULTI_MORE.format(picked="、".join(state.picked))
-            options = [o for o in step.options if o not in state.picked] + [texts.DONE]
+            options = [o for o in step.options if o not in state.picked and o not in step.ends] + [texts.DONE]
         else:
             question = step.question
             options = list(step.options) + [texts.SKIP]
@@ -93,7 +94,7 @@ class Flow:
         step = self.current(state)
         if step.multi and text == texts.DONE:
             return self.skip(state)
-        if step.multi and text in step.options:
+        if step.multi and text in step.options and text not in step.ends:
             if text not in state.picked:
                 state.picked.append(text)
             if len(state.picked) < len(step.options):
