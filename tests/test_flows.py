@@ -237,3 +237,34 @@ def test_nothing_typed_in_a_flow_is_logged(fresh_engine, caplog):
     logged = "\n".join(r.getMessage() for r in caplog.records)
     for answer in COMPLAINT_ANSWERS + NEGOTIATE_ANSWERS + ["会上征信"]:
         assert answer not in logged
+
+
+# --- what a draft may cite -------------------------------------------------------------------------------
+
+def test_every_kind_of_conduct_cites_its_rule_from_the_knowledge_base_with_its_source(fresh_engine):
+    from bot.flows.knowledge import CONDUCT_RULES
+
+    everything = "半夜打电话 一天几十个 骂我威胁我 打给我同事 到处告诉别人我欠钱 发律师函 让我转到个人卡"
+    draft = talk(fresh_engine, "/complaint", "花呗", "跳过", everything, "跳过", "跳过")[-1]
+    rules = assert_rules_come_from_the_knowledge_base(draft.text)
+    assert len(rules) == len(CONDUCT_RULES)
+    assert {r["entry"] for r in rules} <= {s.id for s in draft.sources}
+
+
+def test_no_number_in_a_draft_that_neither_the_user_nor_the_knowledge_base_said(fresh_engine):
+    knowledge = (ROOT / "knowledge/sources.yaml").read_text() + "".join(e["answer"] for e in KB)
+    for flow, answers in (("/complaint", COMPLAINT_ANSWERS), ("/negotiate", NEGOTIATE_ANSWERS)):
+        draft = talk(fresh_engine, flow, *answers)[-1].text
+        said = " ".join(answers)
+        for number in re.findall(r"\d+", draft):
+            assert number in knowledge or number in said, number
+
+
+def test_flow_fixtures_replay_through_telegram(fresh_engine, capsys):
+    from bot.replay import main
+
+    paths = [ROOT / "tests/conversations/flow-complaint.yaml", ROOT / "tests/conversations/flow-negotiate.yaml"]
+    code = main(["--via", "telegram", *map(str, paths)], engine=fresh_engine)
+    out = capsys.readouterr().out
+    assert code == 0, out
+    assert out.strip().splitlines()[-1].endswith("12 passed, 0 failed")
