@@ -36,6 +36,7 @@ START_PHRASES = {t.COMPLAINT_OFFER: "complaint", t.NEGOTIATE_OFFER: "negotiation
                  t.RESUME["complaint"]: "complaint", t.RESUME["negotiation"]: "negotiation"}
 INTROS = {"complaint": t.COMPLAINT_INTRO, "negotiation": t.NEGOTIATE_INTRO}
 # Answers on these knowledge topics offer the flow as a button (the knowledge base's topic names).
+MAX_SUGGESTIONS = 3
 OFFER_BY_TOPIC = {"催收边界": t.COMPLAINT_OFFER, "投诉维权": t.COMPLAINT_OFFER, "还款协商": t.NEGOTIATE_OFFER}
 
 
@@ -116,5 +117,6 @@ class FlowRunner:
         unit = self.units.get(topic) if topic and reply.kind == "answer" else None
         offer = OFFER_BY_TOPIC.get(unit.topic) if unit is not None else None
         if offer and offer not in reply.suggestions:
-            reply.suggestions = reply.suggestions + [offer]
+            # In place of the last follow-up: answers keep at most three buttons.
+            reply.suggestions = reply.suggestions[:MAX_SUGGESTIONS - 1] + [offer]
         return reply
