@@ -8,6 +8,7 @@ and the channels it lists come from the knowledge base with their sources
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 
 from bot.flows import knowledge, parse
 from bot.flows import texts as t
@@ -35,15 +36,14 @@ class ComplaintFlow(Flow):
         return Reply(draft.text, "draft", sources, [t.NEGOTIATE_OFFER])
 
 
+@dataclass
 class Draft:
     """The composed draft, with what it cites (for tests and the front ends)."""
 
-    def __init__(self, text: str, rules: list[knowledge.Cited], route: list[tuple[str, knowledge.Cited]],
-                 evidence_advice: knowledge.Cited | None) -> None:
-        self.text = text
-        self.rules = rules
-        self.route = route
-        self.evidence_advice = evidence_advice
+    text: str
+    rules: list[knowledge.Cited]
+    route: list[tuple[str, knowledge.Cited]]
+    evidence_advice: knowledge.Cited | None
 
 
 def _field(name: str, value: str | None) -> str:
