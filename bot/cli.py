@@ -56,7 +56,8 @@ def chat(as_json: bool, stdin=None, conversation_id: str | None = None) -> int:
     engine = build_engine()
     conversation_id = conversation_id or f"cli-{uuid.uuid4().hex}"
     if interactive:
-        print("你好，我可以解答花呗、借呗等欠款逾期的问题。输入 /reset 重新开始，/forget 删除记录，Ctrl-D 退出。\n")
+        print("你好，我可以解答花呗、借呗等欠款逾期的问题。输入 /reset 重新开始，/forget 删除记录，"
+              "/complaint 写投诉材料，/negotiate 准备协商话术，Ctrl-D 退出。\n")
     while True:
         if interactive:
             sys.stdout.write("你：")

@@ -5,7 +5,9 @@ every front end uses (Telegram, CLI, replay). It knows nothing of Telegram.
 
 What a conversation stores is the minimum: the id of the knowledge entry it is
 about, the slots (product, how long overdue, whether collection is abusive) and
-a pending clarification. Never the user's messages.
+a pending clarification. Never the user's messages, with one exception: the
+answers given in a guided flow (bot/flows: /complaint, /negotiate), kept until
+the draft is made from them, the flow is cancelled, or the idle timeout.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from dataclasses import dataclass, field
 from bot import texts
 from bot.answer import AnswerEngine, Outcome, Slots
 from bot.embeddings import get_embedder
+from bot.flows import FLOW_COMMANDS, FlowRunner
 from bot.reply import Reply
 from bot.retrieval import Retriever
 from bot.safety import is_vague
@@ -100,21 +103,26 @@ class ConversationState:
     topic: str | None = None  # knowledge unit id of the last answer
     slots: Slots = field(default_factory=Slots)
     pending: str | None = None  # "overdue" while waiting for how long the debt is overdue
+    flow: dict | None = None  # a guided flow in progress (bot.flows.machine.FlowState), with its answers
 
     def to_dict(self) -> dict:
-        return {"topic": self.topic, "slots": self.slots.to_dict(), "pending": self.pending}
+        data = {"topic": self.topic, "slots": self.slots.to_dict(), "pending": self.pending}
+        if self.flow:
+            data["flow"] = self.flow
+        return data
 
     @classmethod
     def from_dict(cls, data: dict | None) -> "ConversationState":
         data = data or {}
         return cls(topic=data.get("topic"), slots=Slots.from_dict(data.get("slots")),
-                   pending=data.get("pending"))
+                   pending=data.get("pending"), flow=data.get("flow") if isinstance(data.get("flow"), dict) else None)
 
 
 class DialogueEngine:
     def __init__(self, answers: AnswerEngine, sessions: SessionStore) -> None:
         self.answers = answers
         self.sessions = sessions
+        self.flows = FlowRunner(answers)
 
     @property
     def retriever(self) -> Retriever:
@@ -140,7 +148,7 @@ class DialogueEngine:
             return _timed(self.reset(conversation_id), started)
         if command in FORGET_COMMANDS:
             return _timed(self.forget(conversation_id), started)
-        if command:
+        if command and command not in FLOW_COMMANDS:
             # /start, /help and anything unknown: what the bot is for, and how to ask.
             return _timed(Reply(texts.COMMAND_HELP, "notice", [], list(texts.COMMAND_HINT_OPTIONS)), started)
         # An over-long paste is answered without being normalised (see _turn).
@@ -151,16 +159,20 @@ class DialogueEngine:
         # one turn at a time per conversation, locked by the session store.
         with self.sessions.lock(conversation_id):
             state = ConversationState.from_dict(self.sessions.load(conversation_id))
-            previous_topic = state.topic
-            outcome = self._turn(state, message, normalised, started)
-            # The optional model sees this message, the previous topic and the slots: no earlier text.
-            outcome = self.answers.elaborate(outcome, message, slots=state.slots, previous_topic=previous_topic,
-                                             on_partial=on_partial)
-            self._remember(state, outcome)
+            # A guided flow answers first: its commands, buttons and the answers to its steps.
+            reply = self.flows.take_turn(state, message, command, started)
+            topic = None
+            if reply is None:
+                previous_topic = state.topic
+                outcome = self._turn(state, message, normalised, started)
+                # The optional model sees this message, the previous topic and the slots: no earlier text.
+                outcome = self.answers.elaborate(outcome, message, slots=state.slots, previous_topic=previous_topic,
+                                                 on_partial=on_partial)
+                self._remember(state, outcome)
+                reply, topic = self.flows.follow(state, outcome.reply, outcome.topic), outcome.topic
             self.sessions.save(conversation_id, state.to_dict())
-        log.debug("turn kind=%s topic=%s latency_ms=%.1f", outcome.reply.kind, outcome.topic,
-                 outcome.reply.latency_ms)
-        return _timed(outcome.reply, started)
+        log.debug("turn kind=%s topic=%s latency_ms=%.1f", reply.kind, topic, reply.latency_ms)
+        return _timed(reply, started)
 
     def _turn(self, state: ConversationState, message: str, normalised: str, started: float) -> Outcome:
         answers = self.answers

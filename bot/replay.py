@@ -37,7 +37,7 @@ import yaml
 Transport = Callable[[str, str], Any]  # (conversation_id, text) -> Reply
 TransportFactory = Callable[[], ContextManager[Transport]]
 
-KINDS = ("answer", "decline", "crisis", "clarify", "notice")
+KINDS = ("answer", "decline", "crisis", "clarify", "notice", "draft")
 FIXTURE_SUFFIXES = (".yaml", ".yml")
 TRANSCRIPT_SUFFIX = ".transcript.yaml"
 

@@ -5,12 +5,14 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Literal
 
-ReplyKind = Literal["answer", "decline", "crisis", "clarify", "notice"]
+ReplyKind = Literal["answer", "decline", "crisis", "clarify", "notice", "draft"]
 # answer:  grounded in the knowledge base, with sources
 # decline: out of scope; says kindly what the bot can help with
 # crisis:  self-harm wording; crisis hotlines first
 # clarify: too vague (or unusable input); one short question back, with options
 # notice:  replies to commands such as /reset and /forget
+# draft:   the result of a guided flow (/complaint, /negotiate): a text for the user to edit and
+#          send, citing only knowledge entries (its sources); Telegram also sends it as a .txt file
 
 
 SECONDARY_LABEL = "公开资料"  # shown after a source the registry marks `secondary`

@@ -3,8 +3,9 @@
 Standard library only (asyncio streams; httpx only to call a webhook). It
 speaks enough of the Bot API for a PTB Application to run against it:
 getMe, deleteWebhook/setWebhook/getWebhookInfo, setMyCommands/getMyCommands,
-getUpdates (long polling), sendMessage, sendChatAction, answerCallbackQuery,
-editMessageText, editMessageReplyMarkup, deleteMessage, close/logOut.
+getUpdates (long polling), sendMessage, sendDocument, sendChatAction, answerCallbackQuery,
+editMessageText, editMessageReplyMarkup, deleteMessage, close/logOut. Documents the bot
+sends are kept apart from its text messages (`documents(chat_id)`).
 
 It checks what Telegram checks, so tests catch what production would reject:
 Telegram-HTML validity (unknown tags, unescaped < and &, unclosed tags),
@@ -188,6 +189,17 @@ class SentMessage:
 
 
 @dataclass
+class SentDocument:
+    """A file the bot sent (sendDocument): its name, bytes and caption."""
+
+    message_id: int
+    chat_id: int
+    filename: str | None
+    content: bytes
+    caption: str | None
+
+
+@dataclass
 class Fault:
     status: int = 429
     retry_after: int | None = 1
@@ -220,6 +232,7 @@ class FakeBotAPI:
         self.chat_actions: list[dict] = []
         self.webhook: dict[str, Any] = {}
         self._sent: dict[int, list[SentMessage]] = defaultdict(list)
+        self._documents: dict[int, list[SentDocument]] = defaultdict(list)
         self._by_id: dict[tuple[int, int], SentMessage] = {}
         self._user_messages: dict[tuple[int, int], dict] = {}
         self._chats: dict[int, dict] = {}
@@ -431,6 +444,9 @@ class FakeBotAPI:
     def messages(self, chat_id: int) -> list[SentMessage]:
         return list(self._sent[chat_id])
 
+    def documents(self, chat_id: int) -> list[SentDocument]:
+        return list(self._documents[chat_id])
+
     def calls_to(self, method: str) -> list[ApiCall]:
         return [c for c in self.calls if c.method == method]
 
@@ -625,6 +641,25 @@ class FakeBotAPI:
         self._by_id[(chat_id, sent.message_id)] = sent
         return self._message_dict(chat_id, sent.message_id)
 
+    def _m_sendDocument(self, p: dict) -> dict:
+        chat_id = self._require_chat(p)
+        document = p.get("document")
+        if isinstance(document, dict):  # an uploaded file (multipart)
+            filename, content = document.get("filename"), document.get("content") or b""
+        elif isinstance(document, str) and document:  # a file_id or URL
+            filename, content = None, b""
+        else:
+            raise ApiError(400, "Bad Request: there is no document in the request")
+        caption = p.get("caption")
+        if caption is not None and utf16_len(self._visible(str(caption), p.get("parse_mode"))) > 1024:
+            raise ApiError(400, "Bad Request: message caption is too long")
+        sent = SentDocument(next(self._message_ids), chat_id, filename, content, caption)
+        self._documents[chat_id].append(sent)
+        return {"message_id": sent.message_id, "date": int(time.time()), "chat": self.chat(chat_id),
+                "from": self._bot_user(), "caption": caption,
+                "document": {"file_id": f"fake-doc-{sent.message_id}", "file_unique_id": f"u-doc-{sent.message_id}",
+                             "file_name": filename, "file_size": len(content)}}
+
     def _m_editMessageText(self, p: dict) -> dict:
         sent = self._find(p)
         text, plain, markup = self._checked_text(p)
@@ -785,6 +820,8 @@ class FakeBotAPI:
                     name = part.get_param("name", header="content-disposition")
                     if name and not part.get_filename():
                         params[name] = part.get_payload(decode=True).decode("utf-8")
+                    elif name:  # an uploaded file
+                        params[name] = {"filename": part.get_filename(), "content": part.get_payload(decode=True)}
             else:
                 params.update(parse_qsl(body.decode("utf-8"), keep_blank_values=True))
         return await self.call(match.group(2), params)
@@ -865,7 +902,9 @@ class InProcessRequest(BaseRequest):
                          read_timeout=None, write_timeout=None, connect_timeout=None,
                          pool_timeout=None) -> tuple[int, bytes]:
         api_method = url.rstrip("/").rsplit("/", 1)[-1]
-        params = dict(request_data.json_parameters) if request_data else {}
+        params: dict[str, Any] = dict(request_data.json_parameters) if request_data else {}
+        for name, (filename, content, _mime) in (request_data.multipart_data if request_data else {}).items():
+            params[name] = {"filename": filename, "content": content if isinstance(content, bytes) else content.read()}
         try:
             status, payload = await self.api.call(api_method, params)
         except _Drop as exc:

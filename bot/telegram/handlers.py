@@ -45,6 +45,7 @@ from bot.settings import Settings
 from bot.telegram import texts
 from bot.telegram.engine import Engine
 from bot.telegram.buttons import ButtonStore
+from bot.telegram.drafts import send_draft_file
 from bot.telegram.format import (
     MAX_MESSAGE_LEN,
     render_reply,
@@ -126,6 +127,8 @@ class FrontEnd:
         app.add_handler(CommandHandler("help", self.cmd_help))
         app.add_handler(CommandHandler("topics", self.cmd_topics))
         app.add_handler(CommandHandler("complain", self.cmd_complain))
+        # The guided flows live in the engine (bot/flows): these commands are passed to it as text.
+        app.add_handler(CommandHandler(["complaint", "negotiate", "cancel"], self.cmd_flow))
         app.add_handler(CommandHandler("reset", self.cmd_reset))
         app.add_handler(CommandHandler("forget", self.cmd_forget))
         app.add_handler(MessageHandler(filters.UpdateType.EDITED, self.on_edited))
@@ -177,6 +180,11 @@ class FrontEnd:
     async def cmd_complain(self, update: Update, context: Context) -> None:
         if await self._admit(update, context):
             await self._answer(update, context, texts.COMPLAIN_QUESTIONS, via="complain")
+
+    async def cmd_flow(self, update: Update, context: Context) -> None:
+        if await self._admit(update, context) and update.effective_message is not None:
+            command = (update.effective_message.text or "").split()[0].split("@", 1)[0].lower()
+            await self._answer(update, context, command, via=command.lstrip("/"))
 
     async def cmd_reset(self, update: Update, context: Context) -> None:
         if await self._admit(update, context):
@@ -401,6 +409,8 @@ class FrontEnd:
                 reply_markup=markup if index == len(chunks) - 1 else None,
                 reply_parameters=ReplyParameters(reply_to) if reply_to and index == 0 else None,
             )
+        if reply.kind == "draft":
+            await send_draft_file(context.bot, chat_id, reply)
         return len(chunks)
 
     async def _finish_placeholder(self, bot, chat_id: int, placeholder: "Placeholder", html_text: str,

@@ -15,6 +15,9 @@ COMMANDS: list[tuple[str, str]] = [
     ("help", "使用帮助"),
     ("topics", "按主题浏览常见问题"),
     ("complain", "被催收骚扰：投诉渠道和证据清单"),
+    ("complaint", "一步步写投诉材料（生成草稿）"),
+    ("negotiate", "准备和平台协商还款的话术"),
+    ("cancel", "退出正在填写的内容"),
     ("reset", "重新开始对话"),
     ("forget", "删除我为你保存的对话信息"),
 ]
@@ -44,6 +47,9 @@ HELP = (
     "<b>命令</b>\n"
     "/topics 按主题浏览常见问题\n"
     "/complain 被催收骚扰时：投诉渠道和要保存的证据\n"
+    "/complaint 一步步帮你写投诉材料，最后生成草稿\n"
+    "/negotiate 帮你准备和平台协商还款时要说的话\n"
+    "/cancel 退出正在填写的内容\n"
     "/reset 换个话题，重新开始\n"
     "/forget 删除我为你保存的对话信息\n"
     "/start 我能做什么、隐私说明\n\n"
@@ -106,6 +112,10 @@ ERROR = "抱歉，我这边刚才出了点问题，没能回答你。请稍后�
 SHUTTING_DOWN = "抱歉，我正在重新启动，刚才的问题没来得及回答。请过一两分钟再发一次。"
 
 SOURCES_LABEL = "来源："
+
+# A draft (/complaint, /negotiate) also comes as a .txt file (bot/telegram/drafts.py).
+DRAFT_FILE_NAME = "草稿"
+DRAFT_FILE_CAPTION = "同样的内容做成了文本文件，方便你复制、修改或转发。"
 
 # Appended to a streamed answer while it is still arriving.
 STREAMING_SUFFIX = " …"
