@@ -368,7 +368,7 @@ def test_leading_replay_word_is_tolerated(tmp_path, capsys):
 
 COLLECTOR_CONFTEST = """
 import contextlib
-from bot.replay_pytest import make_collect_file
+from bot.replay.pytest_plugin import make_collect_file
 from test_replay import FakeEngine  # tests/ is on PYTHONPATH
 
 pytest_collect_file = make_collect_file(lambda: contextlib.nullcontext(FakeEngine().handle))
