@@ -196,6 +196,8 @@ def test_folders_are_searched_and_transcripts_skipped(tmp_path, capsys):
          "duplicate conversation name 'x' (first at line 1)"),
         ("name: x\nname: y\nturns: [{user: a}]\n", 2, "duplicate key 'name'"),
         ("name: x\nturns:\n  - user: [a\n", 4, "not valid YAML"),
+        # An unclosed quote is reported where it opens, as in the knowledge files.
+        ("name: x\nturns:\n  - user: \"abc\n", 3, "not valid YAML"),
     ],
 )
 def test_fixture_errors_exit_2_with_file_and_line(tmp_path, capsys, text, line, message):

@@ -6,12 +6,13 @@ A fixture is a YAML file holding one conversation (a mapping with `name` and
 
 from __future__ import annotations
 
-import difflib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable
 
 import yaml
+
+from bot.yamlnodes import closest_key, mapping_items, node_line, syntax_error_line
 
 KINDS = ("answer", "decline", "crisis", "clarify", "notice")
 FIXTURE_SUFFIXES = (".yaml", ".yml")
@@ -82,10 +83,6 @@ def bracket_list(items: Iterable[str]) -> str:
     return "[" + ", ".join(items) + "]"
 
 
-def _line(node: yaml.Node) -> int:
-    return node.start_mark.line + 1
-
-
 def _construct(node: yaml.Node) -> Any:
     return yaml.SafeLoader("").construct_object(node, deep=True)
 
@@ -97,18 +94,17 @@ class _Parser:
         self.path = path
 
     def error(self, node: yaml.Node | None, message: str) -> FixtureError:
-        return FixtureError(self.path, _line(node) if node is not None else None, message)
+        return FixtureError(self.path, node_line(node) if node is not None else None, message)
 
     def mapping(self, node: yaml.Node, allowed: tuple[str, ...], what: str) -> dict[str, tuple[yaml.Node, yaml.Node]]:
         if not isinstance(node, yaml.MappingNode):
             raise self.error(node, f"{what} must be a mapping (keys: {', '.join(allowed)})")
         seen: dict[str, tuple[yaml.Node, yaml.Node]] = {}
-        for key_node, value_node in node.value:
-            key = key_node.value if isinstance(key_node, yaml.ScalarNode) else None
+        for key, key_node, value_node in mapping_items(node):
             if key not in allowed:
-                hint = difflib.get_close_matches(str(key), allowed, n=1)
+                hint = closest_key(key, allowed)
                 message = f"unknown key {key!r} in {what} (allowed: {', '.join(allowed)})"
-                raise self.error(key_node, message + (f"; did you mean {hint[0]!r}?" if hint else ""))
+                raise self.error(key_node, message + (f"; did you mean {hint!r}?" if hint else ""))
             if key in seen:
                 raise self.error(key_node, f"duplicate key {key!r} in {what}")
             seen[key] = (key_node, value_node)
@@ -144,7 +140,7 @@ class _Parser:
                 for kind in values[key]:
                     if kind not in KINDS:
                         raise self.error(value, f"unknown kind {kind!r} (one of: {', '.join(KINDS)})")
-        return Expect(line=_line(node), **values)
+        return Expect(line=node_line(node), **values)
 
     def turn(self, node: yaml.Node) -> Turn:
         fields = self.mapping(node, TURN_KEYS, "turn")
@@ -152,7 +148,7 @@ class _Parser:
             raise self.error(node, "turn has no `user` message")
         user = self.text(fields["user"][1], "user", allow_empty=True)
         expect = self.expect(fields["expect"][1]) if "expect" in fields else None
-        return Turn(user=user, line=_line(node), expect=expect)
+        return Turn(user=user, line=node_line(node), expect=expect)
 
     def conversation(self, node: yaml.Node) -> Conversation:
         fields = self.mapping(node, CONVERSATION_KEYS, "conversation")
@@ -170,7 +166,7 @@ class _Parser:
         return Conversation(
             name=name,
             path=self.path,
-            line=_line(node),
+            line=node_line(node),
             turns=tuple(self.turn(t) for t in turns_node.value),
             description=description,
         )
@@ -203,9 +199,7 @@ def load_fixture_file(path: Path | str) -> list[Conversation]:
     try:
         root = yaml.compose(text, Loader=yaml.SafeLoader)
     except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        line = mark.line + 1 if mark else None
-        raise FixtureError(path, line, f"not valid YAML: {exc.problem or exc}") from exc
+        raise FixtureError(path, syntax_error_line(exc), f"not valid YAML: {exc.problem or exc}") from exc
     except yaml.YAMLError as exc:
         raise FixtureError(path, None, f"not valid YAML: {exc}") from exc
     return _Parser(path).document(root)
