@@ -30,7 +30,7 @@ class FakeEngine:
         self.topics: dict[str, str] = {}
         self.calls: list[tuple[str, str]] = []
 
-    def handle(self, conversation_id: str, text: str) -> Reply:
+    def handle(self, conversation_id: str, text: str, on_partial=None) -> Reply:  # never streams
         self.calls.append((conversation_id, text))
         if text == "/reset":
             self.topics.pop(conversation_id, None)

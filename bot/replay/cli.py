@@ -96,7 +96,8 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None, *, engine: Any = None, transport: Transport | None = None) -> int:
     """`python -m bot replay ...`; argv are the arguments after `replay`.
 
-    Tests pass `transport` to skip `--via`, or `engine` (anything with handle()) for
+    Tests pass `transport` to skip `--via`, or `engine` (anything with bot.telegram.engine.Engine's
+    handle(); `--via engine` calls only handle(conversation_id, text)) for
     `--via` to reach instead of building the dialogue engine.
     """
     argv = list(sys.argv[1:] if argv is None else argv)

@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
-import inspect
 import logging
 import os
 import re
@@ -98,9 +97,6 @@ class FrontEnd:
         self.retrying = retrying
         self.engine = engine
         self.engine_timeout_s = engine_timeout_s
-        # Streaming is used when the engine's handle() takes on_partial (bot.dialogue does);
-        # it only ever calls it with a language model configured.
-        self.streams = accepts_on_partial(engine.handle)
         self.stream_edit_interval_s = stream_edit_interval_s
         self._stream_edits: dict[int, float] = {}  # chat id -> loop time of its last streamed edit
         self.executor = ThreadPoolExecutor(max_workers=engine_workers or default_engine_workers(),
@@ -321,8 +317,8 @@ class FrontEnd:
         else:
             questions = [text] if isinstance(text, str) else list(text or [])
             requests = [(self.engine.handle, (conversation, q), {}) for q in questions]
-            if self.streams and len(questions) == 1:
-                # One question: its answer may stream (only with a language model configured).
+            if len(questions) == 1:
+                # One question: its answer may stream (bot.dialogue streams only with a language model).
                 stream = PartialStream(self, context.bot, chat.id, header=header, reply_to=reply_to)
                 requests[0][2]["on_partial"] = stream.on_partial
         started = time.perf_counter()
@@ -572,15 +568,6 @@ class FrontEnd:
         for value in mentions:
             text = text.replace(value, " ")
         return re.sub(r"[ \t]{2,}", " ", text).strip()
-
-
-def accepts_on_partial(handle: Callable[..., Reply]) -> bool:
-    """Whether an engine's handle() takes the `on_partial` streaming callback."""
-    try:
-        parameters = inspect.signature(handle).parameters
-    except (TypeError, ValueError):
-        return False
-    return "on_partial" in parameters or any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values())
 
 
 class Placeholder:
