@@ -304,7 +304,7 @@ def streams(*partials: str, final: Reply | None = None, gap_s: float = 0.05, fai
 
 
 async def test_streamed_partials_skip_unchanged_text(inproc):
-    inproc.frontend.stream_edit_interval_s = 0  # no throttling: every change is shown
+    inproc.frontend.edit_pacer.interval_s = 0  # no throttling: every change is shown
     inproc.engine.script["STREAM"] = streams("一。", "一。", "一。二。", "一。二。")
     message = only(await inproc.send(ME, "STREAM 问题"))
     assert message.history == ["一。" + texts.STREAMING_SUFFIX, "一。二。" + texts.STREAMING_SUFFIX,
