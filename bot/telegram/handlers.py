@@ -1,8 +1,9 @@
 """Telegram handlers: commands, questions, buttons, non-text, edits, groups, errors.
 
-`FrontEnd` holds what the handlers share: the engine, the worker threads the
-engine runs on, the per-user rate limiter and per-conversation locks. Handler
-methods never block the event loop: every engine call runs in the executor.
+`FrontEnd` holds what the handlers share: the engine, the bridge its calls go
+through (bot/telegram/bridge.py: worker threads, timeout, one turn at a time
+per conversation), the per-user rate limiter and the suggestion buttons.
+Handler methods never block the event loop.
 
 Conversations are keyed by chat and user (`conversation_id`), as a keyed hash:
 the engine and its session store never see a raw Telegram id.
@@ -12,13 +13,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import logging
-import os
 import re
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 
 from telegram import (
@@ -43,6 +41,7 @@ from bot.reply import Reply
 from bot.settings import Settings
 from bot.telegram import texts
 from bot.telegram.engine import Engine
+from bot.telegram.bridge import ENGINE_TIMEOUT_S, EngineBridge, ShuttingDown
 from bot.telegram.buttons import ButtonStore
 from bot.telegram.format import render_reply, suggestions_keyboard, topics_keyboard
 from bot.telegram.logs import keyed_hash, log_event, safe_traceback
@@ -59,21 +58,8 @@ log = logging.getLogger("bot.telegram")
 
 Context = ContextTypes.DEFAULT_TYPE
 
-ENGINE_TIMEOUT_S = 60.0  # an engine call longer than this is treated as an error
 TYPING_INTERVAL_S = 4.5  # Telegram shows "typing…" for about 5 s per chat action
 TYPING_SETTLE_S = 1.0  # at most this long for an in-flight chat action before answering
-
-
-class ShuttingDown(Exception):
-    """The bot is stopping and gave up waiting for an engine call."""
-
-
-class EngineTimeout(Exception):
-    """The engine did not answer within ENGINE_TIMEOUT_S."""
-
-
-def default_engine_workers() -> int:
-    return max(2, min(8, (os.cpu_count() or 2)))
 
 
 class FrontEnd:
@@ -94,14 +80,10 @@ class FrontEnd:
         self.buttons = buttons or ButtonStore.open(settings)
         self.retrying = retrying
         self.engine = engine
-        self.engine_timeout_s = engine_timeout_s
         self.edit_pacer = EditPacer(stream_edit_interval_s)
-        self.executor = ThreadPoolExecutor(max_workers=engine_workers or default_engine_workers(),
-                                           thread_name_prefix="engine")
+        self.bridge = EngineBridge(engine_workers, engine_timeout_s)
         self.limiter = UserRateLimiter(settings.rate_limit_messages, settings.rate_limit_window_s, clock)
         self._secret = settings.telegram_bot_token or "debt-help-bot"
-        self._locks: dict[str, list] = {}  # conversation id -> [asyncio.Lock, users]
-        self._abort = asyncio.Event()
         self.stopping = False
         self.closed = False
 
@@ -143,14 +125,14 @@ class FrontEnd:
     def abort_inflight(self) -> None:
         """Stop waiting for engine calls: their handlers tell the user to ask again."""
         self.stopping = True
-        self._abort.set()
+        self.bridge.abort()
         if self.retrying is not None:
             self.retrying.stop_retrying()
 
     def close(self) -> None:
         if not self.closed:
             self.closed = True
-            self.executor.shutdown(wait=False, cancel_futures=True)
+            self.bridge.close()
             self.buttons.close()
 
     # --- commands ----------------------------------------------------------------------------
@@ -319,10 +301,10 @@ class FrontEnd:
                 stream = PartialStream(self.edit_pacer, context.bot, chat.id, header=header, reply_to=reply_to)
                 requests[0][2]["on_partial"] = stream.on_partial
         started = time.perf_counter()
-        async with self._conversation_lock(conversation):
+        async with self.bridge.one_at_a_time(conversation):
             try:
                 async with self._typing(context, chat.id):
-                    replies = [await self._call_engine(fn, *args, **kwargs) for fn, args, kwargs in requests]
+                    replies = [await self.bridge.call(fn, *args, **kwargs) for fn, args, kwargs in requests]
             except ShuttingDown:
                 if stream is not None:
                     await stream.discard()
@@ -396,24 +378,6 @@ class FrontEnd:
             )
         return len(chunks)
 
-    async def _call_engine(self, fn: Callable[..., Reply], *args: str, **kwargs) -> Reply:
-        if self.stopping and self._abort.is_set():
-            raise ShuttingDown()
-        loop = asyncio.get_running_loop()
-        future = loop.run_in_executor(self.executor, functools.partial(fn, *args, **kwargs))
-        abort = asyncio.ensure_future(self._abort.wait())
-        try:
-            done, _ = await asyncio.wait({future, abort}, timeout=self.engine_timeout_s,
-                                         return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            abort.cancel()
-        if future in done:
-            return future.result()
-        future.cancel()  # only helps if it had not started; a running thread finishes on its own
-        if abort in done:
-            raise ShuttingDown()
-        raise EngineTimeout(f"engine did not answer within {self.engine_timeout_s:.0f}s")
-
     @contextlib.asynccontextmanager
     async def _typing(self, context: Context, chat_id: int) -> AsyncIterator[None]:
         """Show "typing…" now and every few seconds until the block ends."""
@@ -437,20 +401,6 @@ class FrontEnd:
             # does not land after the answer; never wait long for it.
             with contextlib.suppress(asyncio.TimeoutError, asyncio.CancelledError, Exception):
                 await asyncio.wait_for(task, TYPING_SETTLE_S)
-
-    @contextlib.asynccontextmanager
-    async def _conversation_lock(self, conversation: str) -> AsyncIterator[None]:
-        entry = self._locks.get(conversation)
-        if entry is None:
-            entry = self._locks[conversation] = [asyncio.Lock(), 0]
-        entry[1] += 1
-        try:
-            async with entry[0]:
-                yield
-        finally:
-            entry[1] -= 1
-            if entry[1] == 0:
-                self._locks.pop(conversation, None)
 
     # --- helpers --------------------------------------------------------------------------------------
     async def _admit(self, update: Update, context: Context) -> bool:
