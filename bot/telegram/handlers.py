@@ -11,22 +11,14 @@ the engine and its session store never see a raw Telegram id.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
-import re
 import time
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 
-from telegram import (
-    BotCommand,
-    Message,
-    MessageEntity,
-    ReplyParameters,
-    Update,
-)
-from telegram.constants import ChatAction, ChatType
+from telegram import BotCommand, ReplyParameters, Update
+from telegram.constants import ChatType
 from telegram.error import BadRequest, Forbidden, TelegramError
 from telegram.ext import (
     Application,
@@ -40,26 +32,20 @@ from telegram.ext import (
 from bot.reply import Reply
 from bot.settings import Settings
 from bot.telegram import texts
-from bot.telegram.engine import Engine
 from bot.telegram.bridge import ENGINE_TIMEOUT_S, EngineBridge, ShuttingDown
 from bot.telegram.buttons import ButtonStore
+from bot.telegram.engine import Engine
 from bot.telegram.format import render_reply, suggestions_keyboard, topics_keyboard
 from bot.telegram.logs import keyed_hash, log_event, safe_traceback
 from bot.telegram.ratelimit import RetryingRateLimiter, UserRateLimiter
-from bot.telegram.streaming import (
-    STREAM_EDIT_INTERVAL_S,
-    EditPacer,
-    PartialStream,
-    Placeholder,
-    finish_placeholder,
-)
+from bot.telegram.streaming import STREAM_EDIT_INTERVAL_S, EditPacer, PartialStream, Placeholder, finish_placeholder
+from bot.telegram.typing_action import typing_shown
+from bot.telegram.updates import addressed_text, is_private, non_text_kind, replied_to_bot, update_kind
 
 log = logging.getLogger("bot.telegram")
 
 Context = ContextTypes.DEFAULT_TYPE
 
-TYPING_INTERVAL_S = 4.5  # Telegram shows "typing…" for about 5 s per chat action
-TYPING_SETTLE_S = 1.0  # at most this long for an in-flight chat action before answering
 
 
 class FrontEnd:
@@ -167,11 +153,11 @@ class FrontEnd:
         message = update.effective_message
         if message is None or update.effective_user is None:
             return
-        if not self._is_private(update):
+        if not is_private(update):
             # A bare /command in a group may be meant for another bot.
             command = (message.text or "").split()[0]
             username = (context.bot.username or "").lower()
-            if not (username and command.lower().endswith("@" + username)) and not self._replied_to_bot(message, context):
+            if not (username and command.lower().endswith("@" + username)) and not replied_to_bot(message, context.bot):
                 return
         if await self._admit(update, context):
             await self._send_static(update, context, texts.UNKNOWN_COMMAND, "unknown_command")
@@ -181,7 +167,7 @@ class FrontEnd:
         message = update.effective_message
         if message is None or update.effective_user is None or update.effective_chat is None:
             return
-        text = self._addressed_text(message, context)
+        text = addressed_text(message, context.bot)
         if text is None:
             return  # a group message not meant for us
         if not await self._admit(update, context):
@@ -195,7 +181,7 @@ class FrontEnd:
         message = update.effective_message
         if message is None or update.effective_user is None or update.effective_chat is None:
             return
-        caption = self._addressed_text(message, context)
+        caption = addressed_text(message, context.bot)
         if caption is None:
             return
         if not await self._admit(update, context):
@@ -212,7 +198,7 @@ class FrontEnd:
         message = update.edited_message
         if message is None or update.effective_user is None:
             return  # edited channel posts
-        if self._addressed_text(message, context) is None:
+        if addressed_text(message, context.bot) is None:
             return
         if await self._admit(update, context):
             await self._send_static(update, context, texts.EDITED, "edited")
@@ -303,7 +289,7 @@ class FrontEnd:
         started = time.perf_counter()
         async with self.bridge.one_at_a_time(conversation):
             try:
-                async with self._typing(context, chat.id):
+                async with typing_shown(context.bot, chat.id):
                     replies = [await self.bridge.call(fn, *args, **kwargs) for fn, args, kwargs in requests]
             except ShuttingDown:
                 if stream is not None:
@@ -378,30 +364,6 @@ class FrontEnd:
             )
         return len(chunks)
 
-    @contextlib.asynccontextmanager
-    async def _typing(self, context: Context, chat_id: int) -> AsyncIterator[None]:
-        """Show "typing…" now and every few seconds until the block ends."""
-        done = asyncio.Event()
-
-        async def keep_typing() -> None:
-            while not done.is_set():
-                try:
-                    await context.bot.send_chat_action(chat_id, ChatAction.TYPING)
-                except TelegramError:
-                    pass  # cosmetic; never worth failing an answer
-                with contextlib.suppress(asyncio.TimeoutError):
-                    await asyncio.wait_for(done.wait(), TYPING_INTERVAL_S)
-
-        task = asyncio.create_task(keep_typing())
-        try:
-            yield
-        finally:
-            done.set()
-            # Let a chat action already on its way finish first, so "typing…"
-            # does not land after the answer; never wait long for it.
-            with contextlib.suppress(asyncio.TimeoutError, asyncio.CancelledError, Exception):
-                await asyncio.wait_for(task, TYPING_SETTLE_S)
-
     # --- helpers --------------------------------------------------------------------------------------
     async def _admit(self, update: Update, context: Context) -> bool:
         """The per-user rate limit. Over it: one polite notice per window, then silence."""
@@ -446,62 +408,3 @@ class FrontEnd:
             pass  # too old to answer; the reply itself still goes out
         except TelegramError as exc:
             log_event(log, "answer_callback_failed", level=logging.WARNING, error=type(exc).__name__)
-
-    @staticmethod
-    def _is_private(update: Update) -> bool:
-        return update.effective_chat is not None and update.effective_chat.type == ChatType.PRIVATE
-
-    @staticmethod
-    def _replied_to_bot(message: Message, context: Context) -> bool:
-        replied = message.reply_to_message
-        return bool(replied and replied.from_user and replied.from_user.id == context.bot.id)
-
-    def _addressed_text(self, message: Message, context: Context) -> str | None:
-        """The text meant for us (bot mention removed), or None for group chatter.
-
-        In private chats everything is for us. In groups only a message that
-        mentions the bot, or replies to one of its messages, is.
-        """
-        text = message.text if message.text is not None else (message.caption or "")
-        if message.chat.type == ChatType.PRIVATE:
-            return text
-        username = (context.bot.username or "").lower()
-        if message.text is not None:
-            entities = message.parse_entities([MessageEntity.MENTION, MessageEntity.TEXT_MENTION])
-        else:
-            entities = message.parse_caption_entities([MessageEntity.MENTION, MessageEntity.TEXT_MENTION])
-        mentions = [
-            value for entity, value in entities.items()
-            if (entity.type == MessageEntity.MENTION and username and value.lower() == "@" + username)
-            or (entity.type == MessageEntity.TEXT_MENTION and entity.user and entity.user.id == context.bot.id)
-        ]
-        if not mentions and not self._replied_to_bot(message, context):
-            return None
-        for value in mentions:
-            text = text.replace(value, " ")
-        return re.sub(r"[ \t]{2,}", " ", text).strip()
-
-
-def non_text_kind(message: Message) -> str:
-    if message.sticker or message.animation or message.dice:
-        return "sticker"
-    if message.photo or message.video or message.video_note:
-        return "photo"
-    if message.voice or message.audio:
-        return "voice"
-    if message.document:
-        return "document"
-    if message.location or message.venue:
-        return "location"
-    if message.contact:
-        return "contact"
-    return "other"
-
-
-def update_kind(update: object) -> str:
-    if not isinstance(update, Update):
-        return "none" if update is None else type(update).__name__
-    for kind in ("callback_query", "edited_message", "message", "channel_post", "edited_channel_post"):
-        if getattr(update, kind, None) is not None:
-            return kind
-    return "other"
