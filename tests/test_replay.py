@@ -502,14 +502,14 @@ def test_telegram_replies_are_rebuilt_from_what_telegram_showed(tmp_path):
 
 
 def test_telegram_replay_fails_a_turn_the_front_end_garbles(tmp_path, monkeypatch):
-    import bot.telegram.handlers as handlers
+    import bot.telegram.sending as sending
     from bot.replay import telegram_transport
 
     def dropping_last_paragraph(reply, **kwargs):
-        return handlers_render(Reply(reply.text.rsplit("\n", 1)[0], reply.kind, reply.sources), **kwargs)
+        return real_render(Reply(reply.text.rsplit("\n", 1)[0], reply.kind, reply.sources), **kwargs)
 
-    handlers_render = handlers.render_reply
-    monkeypatch.setattr(handlers, "render_reply", dropping_last_paragraph)
+    real_render = sending.render_reply
+    monkeypatch.setattr(sending, "render_reply", dropping_last_paragraph)
     with telegram_transport(engine=FakeEngine()) as transport:
         result = run_replay([write(tmp_path, "pass.yaml", PASSING)], transport=transport)
     assert result.exit_code == 1

@@ -19,7 +19,7 @@ from dataclasses import replace
 
 from telegram import BotCommand, ReplyParameters, Update
 from telegram.constants import ChatType
-from telegram.error import BadRequest, Forbidden, TelegramError
+from telegram.error import Forbidden, TelegramError
 from telegram.ext import (
     Application,
     CallbackQueryHandler,
@@ -35,10 +35,11 @@ from bot.telegram import texts
 from bot.telegram.bridge import ENGINE_TIMEOUT_S, EngineBridge, ShuttingDown
 from bot.telegram.buttons import ButtonStore
 from bot.telegram.engine import Engine
-from bot.telegram.format import render_reply, suggestions_keyboard, topics_keyboard
+from bot.telegram.format import topics_keyboard
 from bot.telegram.logs import keyed_hash, log_event, safe_traceback
 from bot.telegram.ratelimit import RetryingRateLimiter, UserRateLimiter
-from bot.telegram.streaming import STREAM_EDIT_INTERVAL_S, EditPacer, PartialStream, Placeholder, finish_placeholder
+from bot.telegram.sending import answer_query, send_reply
+from bot.telegram.streaming import STREAM_EDIT_INTERVAL_S, EditPacer, PartialStream
 from bot.telegram.typing_action import typing_shown
 from bot.telegram.updates import addressed_text, is_private, non_text_kind, replied_to_bot, update_kind
 
@@ -217,10 +218,10 @@ class FrontEnd:
         elif prefix in ("q", "c") and key:
             question = await self.buttons.lookup(key)
         if question is None:
-            await self._answer_query(query, texts.BUTTON_EXPIRED)
+            await answer_query(query, texts.BUTTON_EXPIRED)
             log_event(log, "button_expired", user=self.user_tag(update.effective_user.id))
             return
-        await self._answer_query(query)
+        await answer_query(query)
         if prefix == "c":
             # Clarification options are one-shot: take them away once one is chosen.
             with contextlib.suppress(TelegramError):
@@ -245,7 +246,7 @@ class FrontEnd:
         if not isinstance(update, Update) or update.effective_chat is None or isinstance(error, Forbidden):
             return
         if update.callback_query:
-            await self._answer_query(update.callback_query)
+            await answer_query(update.callback_query)
         try:
             await context.bot.send_message(update.effective_chat.id, texts.ERROR)
         except TelegramError as exc:
@@ -311,9 +312,10 @@ class FrontEnd:
                 replies.append(replace(last, suggestions=[q for q in last.suggestions if q not in shown]))
             chunks = 0
             for index, reply in enumerate(replies):
-                chunks += await self.send_reply(context, chat.id, reply, header=header if index == 0 else None,
-                                                reply_to=reply_to if index == 0 else None,
-                                                placeholder=placeholder if index == 0 else None)
+                chunks += await send_reply(context.bot, self.buttons, chat.id, reply,
+                                           header=header if index == 0 else None,
+                                           reply_to=reply_to if index == 0 else None,
+                                           placeholder=placeholder if index == 0 else None)
         fields = {
             "user": self.user_tag(user.id),
             "chat": chat.type,
@@ -332,38 +334,6 @@ class FrontEnd:
             fields["text"] = text if isinstance(text, str) or text is None else " | ".join(text)
         log_event(log, "reply", **fields)
 
-    async def send_reply(
-        self,
-        context: Context,
-        chat_id: int,
-        reply: Reply,
-        *,
-        header: str | None = None,
-        reply_to: int | None = None,
-        placeholder: Placeholder | None = None,
-    ) -> int:
-        """Send the reply as HTML message(s); buttons go on the last one. Returns the count.
-
-        With a `placeholder` (a streamed answer's message), its first part is
-        edited into that message and the rest, if any, is sent after it.
-        """
-        chunks = render_reply(reply, question=header)
-        markup = None
-        if reply.suggestions:
-            await self.buttons.remember(reply.suggestions)
-            markup = suggestions_keyboard(reply.suggestions, one_shot=reply.kind == "clarify")
-        for index, chunk in enumerate(chunks):
-            if index == 0 and placeholder is not None and await finish_placeholder(
-                    context.bot, chat_id, placeholder, chunk, markup if len(chunks) == 1 else None):
-                continue
-            await context.bot.send_message(
-                chat_id,
-                chunk,
-                reply_markup=markup if index == len(chunks) - 1 else None,
-                reply_parameters=ReplyParameters(reply_to) if reply_to and index == 0 else None,
-            )
-        return len(chunks)
-
     # --- helpers --------------------------------------------------------------------------------------
     async def _admit(self, update: Update, context: Context) -> bool:
         """The per-user rate limit. Over it: one polite notice per window, then silence."""
@@ -378,7 +348,7 @@ class FrontEnd:
         seconds = max(1, int(verdict.retry_in_s + 0.999))
         notice = texts.RATE_LIMITED.format(seconds=seconds)
         if update.callback_query is not None:
-            await self._answer_query(update.callback_query, notice if verdict.notify else None)
+            await answer_query(update.callback_query, notice if verdict.notify else None)
         elif verdict.notify and update.effective_chat is not None:
             await context.bot.send_message(update.effective_chat.id, notice)
         return False
@@ -399,12 +369,3 @@ class FrontEnd:
         )
         log_event(log, "static_reply", what=what, user=self.user_tag(update.effective_user.id if update.effective_user else None),
                   chat=chat.type)
-
-    @staticmethod
-    async def _answer_query(query, text: str | None = None) -> None:
-        try:
-            await query.answer(text=text)
-        except BadRequest:
-            pass  # too old to answer; the reply itself still goes out
-        except TelegramError as exc:
-            log_event(log, "answer_callback_failed", level=logging.WARNING, error=type(exc).__name__)
