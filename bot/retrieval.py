@@ -25,7 +25,7 @@ from bot.reply import Source, SourceRef, basis_text
 from bot.calibration import BUNDLED_THRESHOLDS, Thresholds, check_prompts, thresholds_of
 from bot.embeddings import Embedder, embedder_for
 from bot.settings import Settings
-from bot.store import KnowledgeStore, Manifest, check_embedding_model
+from bot.store import KnowledgeStore, Manifest, check_embedding_model, open_store
 from bot.textnorm import init_tokenizer, keyword_expansion, lexical_tokens, normalise_query
 
 log = logging.getLogger(__name__)
@@ -192,7 +192,7 @@ class Retriever:
                  store: KnowledgeStore | None = None, pinned: Manifest | None = None) -> None:
         self.settings = settings
         self.embedder = embedder or embedder_for(settings)
-        self.store = store or KnowledgeStore(settings)
+        self.store = store or open_store(settings)
         init_tokenizer(settings.data_dir / "jieba")
         self._index: _Index | None = None
         self._token = None
