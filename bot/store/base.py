@@ -172,17 +172,6 @@ class KnowledgeStore:
                 f"({exc}). Run `python -m ingest --rebuild`."
             ) from exc
 
-    def vector_store(self, manifest: Manifest, embedder):
-        """The current version as a langchain vector store (dense retrieval goes through it)."""
-        from langchain_chroma import Chroma
-
-        return Chroma(
-            client=self.client_for(manifest.version),
-            collection_name=manifest.collection,
-            embedding_function=embedder,
-            create_collection_if_not_exists=False,
-        )
-
     def collect_garbage(self, current: str, previous: str | None) -> list[str]:
         """Drop every version except the current one and `previous` (the version the
         pointer named before `current` was published, None on a first ingest),
