@@ -1,6 +1,6 @@
 """Load benchmark for the Telegram front end: N simulated users x M messages through a fake Bot API.
 
-The real PTB Application long-polls bot/telegram/fake_api.py over loopback
+The real PTB Application long-polls bot/telegram/fake_api/ over loopback
 HTTP, exactly as in production except for the address. Every simulated user
 holds a conversation: sends a question, waits for the answer, sends the next
 (`--mode burst` sends all of a user's messages at once instead). All users run
@@ -293,7 +293,7 @@ def write_doc(path: Path, table: str, summaries: list[dict], args: argparse.Name
 
 {args.users} simulated users send {args.messages} messages each, all users at the
 same time, to the real python-telegram-bot `Application` long-polling the fake
-Bot API server (`bot/telegram/fake_api.py`) over loopback HTTP. The fake
+Bot API server (`bot/telegram/fake_api/`) over loopback HTTP. The fake
 enforces Telegram's flood limit: more than 30 calls naming a chat (messages,
 edits, chat actions) in one second are answered 429 with `retry_after`. Each
 user waits for the answer before sending the next message (in *paced*, also

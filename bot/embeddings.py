@@ -23,7 +23,6 @@ import threading
 from functools import lru_cache
 
 import numpy as np
-from langchain_core.embeddings import Embeddings
 
 from bot.settings import BUNDLED_EMBEDDING_MODEL, ConfigurationError, Settings, get_settings
 
@@ -35,8 +34,11 @@ class EmbeddingModelError(ConfigurationError):
 QUERY_CACHE_SIZE = 256
 
 
-class Embedder(Embeddings):
-    """A langchain `Embeddings` that also exposes its name, dimension and a numpy API.
+class Embedder:
+    """The embedding model: its name, dimension and a numpy API.
+
+    (It also keeps langchain's `Embeddings` method names, embed_documents and
+    embed_query, without importing langchain: nothing at run time needs it.)
 
     Vectors are L2-normalised so cosine similarity is a dot product. `encode`
     is for stored texts (documents), `encode_queries` for what users ask.

@@ -1,6 +1,8 @@
-"""Hybrid retrieval over the ingested store: dense (Chroma via langchain) + BM25, fused by RRF.
+"""Hybrid retrieval over the ingested store: dense (Chroma) + BM25, fused by RRF.
 
-Both legs come from the same store version. Results are aggregated per
+Both legs come from the same store version. The dense leg queries the version's
+Chroma collection through chromadb, the API ingest writes it with (langchain is
+kept for the language-model chain, bot/llm/, and loads only when one is configured). Results are aggregated per
 knowledge unit (an FAQ entry or an article section): a unit's rank in a leg is
 the rank of its best chunk. When ingest publishes a new version, the next
 search reopens the collection and rebuilds the keyword index.
@@ -25,7 +27,7 @@ from bot.reply import Source, SourceRef, basis_text
 from bot.calibration import BUNDLED_THRESHOLDS, Thresholds, check_prompts, thresholds_of
 from bot.embeddings import Embedder, embedder_for
 from bot.settings import Settings
-from bot.store import KnowledgeStore, Manifest, check_embedding_model
+from bot.store import KnowledgeStore, Manifest, check_embedding_model, open_store
 from bot.textnorm import init_tokenizer, keyword_expansion, lexical_tokens, normalise_query
 
 log = logging.getLogger(__name__)
@@ -131,9 +133,9 @@ def question_focus(normalised: str) -> list[str]:
 
 
 class _Index:
-    """One store version, loaded: the langchain vector store, the units and the BM25 index."""
+    """One store version, loaded: its Chroma collection, the units and the BM25 index."""
 
-    def __init__(self, manifest: Manifest, vector_store, collection, lexicon: Lexicon,
+    def __init__(self, manifest: Manifest, collection, lexicon: Lexicon,
                  judge: Judge | None, answerability: Answerability | None = None) -> None:
         from rank_bm25 import BM25Okapi
 
@@ -141,7 +143,7 @@ class _Index:
         self.lexicon = lexicon
         self.judge = judge
         self.answerability = answerability
-        self.vector_store = vector_store
+        self.collection = collection
         got = collection.get(include=["documents", "metadatas"])
         self.chunk_ids: list[str] = list(got["ids"])
         self.chunk_meta: list[dict] = list(got["metadatas"])
@@ -192,7 +194,7 @@ class Retriever:
                  store: KnowledgeStore | None = None, pinned: Manifest | None = None) -> None:
         self.settings = settings
         self.embedder = embedder or embedder_for(settings)
-        self.store = store or KnowledgeStore(settings)
+        self.store = store or open_store(settings)
         init_tokenizer(settings.data_dir / "jieba")
         self._index: _Index | None = None
         self._token = None
@@ -240,8 +242,7 @@ class Retriever:
                         "judge messages (add knowledge/judgement/ and re-run ingest)", manifest.version)
         answerability_bytes = self.store.read_blob(manifest, "answerability")
         answerability = Answerability.from_bytes(answerability_bytes) if answerability_bytes else None
-        index = _Index(manifest, self.store.vector_store(manifest, self.embedder), collection, lexicon, judge,
-                       answerability)
+        index = _Index(manifest, collection, lexicon, judge, answerability)
         log.info("knowledge version=%s chunks=%d units=%d loaded", manifest.version,
                  len(index.chunk_ids), len(index.units))
         return index
@@ -285,15 +286,17 @@ class Retriever:
     def dense(self, index: _Index, normalised: str) -> list[tuple[str, float, str, float]]:
         """(unit id, cosine similarity, chunk body, best question similarity) per unit, best first."""
         vector = self.embedder.query_vector(normalised).tolist()
-        pairs = index.vector_store.similarity_search_by_vector_with_relevance_scores(
-            vector, k=min(DENSE_CANDIDATES, len(index.chunk_ids)))
+        got = index.collection.query(query_embeddings=[vector], n_results=min(DENSE_CANDIDATES, len(index.chunk_ids)),
+                                     include=["documents", "metadatas", "distances"])
         per_unit: dict[str, list[tuple[float, str]]] = {}
         question_best: dict[str, float] = {}
-        for doc, distance in pairs:
-            meta = doc.metadata
+        for doc, meta, distance in zip(got["documents"][0], got["metadatas"][0], got["distances"][0]):
+            if doc is None:
+                continue
+            meta = meta or {}
             similarity = 1.0 - float(distance)  # cosine space: distance = 1 - cosine
             uid = meta["unit_id"]
-            per_unit.setdefault(uid, []).append((similarity, meta.get("body") or doc.page_content))
+            per_unit.setdefault(uid, []).append((similarity, meta.get("body") or doc))
             if meta.get("field") == "question":
                 question_best[uid] = max(question_best.get(uid, 0.0), similarity)
         ranked = []

@@ -11,7 +11,9 @@ saves it at the end; `/forget` deletes it. Three stores:
 - `RedisSessionStore` (when `REDIS_URL` is set): several bot processes share
   conversations. Every key carries a TTL equal to the idle timeout, so expiry
   is Redis's job.
-- `MemorySessionStore`: for tests.
+- `MemorySessionStore`: this process only, gone when it exits. For runs that
+  must leave nothing behind and share nothing: a one-off `python -m bot ask`,
+  the evaluation (every question in a fresh, private state), and tests.
 
 One turn at a time per conversation: `with store.lock(conversation_id):` around
 load -> turn -> save, so two messages of one conversation handled at the same
@@ -133,7 +135,10 @@ def open_session_store(settings: Any) -> SessionStore:
 
 
 class MemorySessionStore:
-    """In-process store for tests. Round-trips through JSON like the real stores."""
+    """Sessions kept in this process only (the `ask` CLI, eval, tests): nothing outlives it.
+
+    Round-trips through JSON like the persistent stores, so what works here works there.
+    """
 
     def __init__(self, idle_timeout_s: float = 1800, clock: Callable[[], float] = time.monotonic):
         self.idle_timeout_s = idle_timeout_s

@@ -19,7 +19,7 @@ from bot.calibration import check_prompts, manifest_extra
 from bot.embeddings import Embedder, embedder_for
 from bot.settings import Settings
 from bot.store import (IngestLock, KnowledgeStore, Manifest, StoreMissingError, check_embedding_model,
-                       new_version_id)
+                       new_version_id, open_store)
 from ingest.chunking import Chunk, chunk_units
 from ingest.answerability_build import tuning_questions
 from ingest.judgement_build import JUDGEMENT_FORMAT, MODEL_KIND, build_judge
@@ -99,7 +99,7 @@ class IngestService:
                  store: KnowledgeStore | None = None) -> None:
         self.settings = settings
         self._embedder = embedder
-        self.store = store or KnowledgeStore(settings)
+        self.store = store or open_store(settings)
 
     @property
     def embedder(self) -> Embedder:

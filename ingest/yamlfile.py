@@ -1,4 +1,8 @@
-"""Reading a knowledge YAML file as nodes, so every problem can name its line."""
+"""Reading a knowledge YAML file as nodes, so every problem can name its line.
+
+The node helpers are bot/yamlnodes.py's (shared with the conversation
+fixtures); this module turns what they find into `Problem`s, all at once.
+"""
 
 from __future__ import annotations
 
@@ -6,23 +10,10 @@ from pathlib import Path
 
 import yaml
 
+from bot.yamlnodes import mapping_items, node_line, scalar_text, string_list, syntax_error_line
 from ingest.problems import Problem
 
-
-def node_line(node: yaml.Node) -> int:
-    return node.start_mark.line + 1
-
-
-def scalar_text(node: yaml.Node) -> str | None:
-    if isinstance(node, yaml.ScalarNode):
-        return str(node.value)
-    return None
-
-
-def string_list(node: yaml.Node) -> list[str] | None:
-    if isinstance(node, yaml.SequenceNode) and all(isinstance(n, yaml.ScalarNode) for n in node.value):
-        return [str(n.value) for n in node.value]
-    return None
+__all__ = ["compose_file", "mapping_fields", "node_line", "scalar_text", "string_list"]
 
 
 def compose_file(path: Path, display: str) -> tuple[yaml.Node | None, list[Problem]]:
@@ -34,20 +25,14 @@ def compose_file(path: Path, display: str) -> tuple[yaml.Node | None, list[Probl
     try:
         return yaml.compose(text, Loader=yaml.SafeLoader), []
     except yaml.MarkedYAMLError as exc:
-        # An unclosed quote or bracket is reported at the end of the file; the
-        # line where it was opened is the one to fix.
-        mark = exc.problem_mark or exc.context_mark
-        if exc.context_mark is not None and "end of stream" in str(exc.problem or ""):
-            mark = exc.context_mark
-        line = mark.line + 1 if mark else 1
-        return None, [Problem(display, line, f"invalid YAML: {exc.problem or exc}")]
+        return None, [Problem(display, syntax_error_line(exc) or 1, f"invalid YAML: {exc.problem or exc}")]
 
 
 def mapping_fields(node: yaml.MappingNode, display: str, label: str, problems: list[Problem]) -> dict[str, yaml.Node]:
     """A mapping's fields by key; a key given twice is a problem."""
     fields: dict[str, yaml.Node] = {}
-    for key_node, value_node in node.value:
-        key = str(key_node.value)
+    for key, key_node, value_node in mapping_items(node):
+        key = key if key is not None else str(key_node.value)
         if key in fields:
             problems.append(Problem(display, node_line(key_node), f"{label}: field '{key}' appears twice"))
         fields[key] = value_node

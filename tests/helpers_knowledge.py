@@ -136,9 +136,9 @@ def version_dirs(settings) -> list[str]:
 
 def stored_chunks(settings) -> dict[str, tuple[str, dict]]:
     """{chunk id: (document, metadata)} of the current version, read straight from Chroma."""
-    from bot.store import KnowledgeStore
+    from bot.store import open_store
 
-    store = KnowledgeStore(settings)
+    store = open_store(settings)
     got = store.open_collection(store.require_manifest()).get(include=["documents", "metadatas"])
     return {cid: (doc, meta) for cid, doc, meta in zip(got["ids"], got["documents"], got["metadatas"])}
 

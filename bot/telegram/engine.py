@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Protocol, runtime_checkable
 
 from bot.reply import Reply
@@ -16,12 +17,14 @@ class Engine(Protocol):
     by the front end.
     """
 
-    def handle(self, conversation_id: str, text: str) -> Reply: ...
-    # An engine may also take `on_partial` (keyword): `handle(conversation_id, text,
-    # on_partial=None)`, calling `on_partial(text_so_far)` from its thread as an
-    # answer streams in, and returning the final Reply (bot.dialogue does, with a
-    # language model configured). The front end then shows the partial text and
-    # replaces it with the final reply; engines without the parameter never stream.
+    def handle(
+        self, conversation_id: str, text: str, on_partial: Callable[[str], None] | None = None
+    ) -> Reply:
+        """One turn. An engine that streams calls `on_partial(text_so_far)` from its
+        thread as the answer comes in (bot.dialogue does, with a language model
+        configured); the front end shows that text and replaces it with the final
+        Reply. An engine that never streams ignores `on_partial`."""
+        ...
 
     def reset(self, conversation_id: str) -> Reply: ...
 

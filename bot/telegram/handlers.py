@@ -1,8 +1,9 @@
 """Telegram handlers: commands, questions, buttons, non-text, edits, groups, errors.
 
-`FrontEnd` holds what the handlers share: the engine, the worker threads the
-engine runs on, the per-user rate limiter and per-conversation locks. Handler
-methods never block the event loop: every engine call runs in the executor.
+`FrontEnd` holds what the handlers share: the engine, the bridge its calls go
+through (bot/telegram/bridge.py: worker threads, timeout, one turn at a time
+per conversation), the per-user rate limiter and the suggestion buttons.
+Handler methods never block the event loop.
 
 Conversations are keyed by chat and user (`conversation_id`), as a keyed hash:
 the engine and its session store never see a raw Telegram id.
@@ -10,27 +11,15 @@ the engine and its session store never see a raw Telegram id.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
-import functools
-import inspect
 import logging
-import os
-import re
 import time
-from collections.abc import AsyncIterator, Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 
-from telegram import (
-    BotCommand,
-    Message,
-    MessageEntity,
-    ReplyParameters,
-    Update,
-)
-from telegram.constants import ChatAction, ChatType
-from telegram.error import BadRequest, Forbidden, TelegramError
+from telegram import BotCommand, ReplyParameters, Update
+from telegram.constants import ChatType
+from telegram.error import Forbidden, TelegramError
 from telegram.ext import (
     Application,
     CallbackQueryHandler,
@@ -43,41 +32,21 @@ from telegram.ext import (
 from bot.reply import Reply
 from bot.settings import Settings
 from bot.telegram import texts
-from bot.telegram.engine import Engine
+from bot.telegram.bridge import ENGINE_TIMEOUT_S, EngineBridge, ShuttingDown
 from bot.telegram.buttons import ButtonStore
-from bot.telegram.drafts import send_draft_file
-from bot.telegram.format import (
-    MAX_MESSAGE_LEN,
-    render_reply,
-    suggestions_keyboard,
-    topics_keyboard,
-    utf16_len,
-)
+from bot.telegram.engine import Engine
+from bot.telegram.format import topics_keyboard
 from bot.telegram.logs import keyed_hash, log_event, safe_traceback
 from bot.telegram.ratelimit import RetryingRateLimiter, UserRateLimiter
+from bot.telegram.sending import answer_query, send_reply
+from bot.telegram.streaming import STREAM_EDIT_INTERVAL_S, EditPacer, PartialStream
+from bot.telegram.typing_action import typing_shown
+from bot.telegram.updates import addressed_text, is_private, non_text_kind, replied_to_bot, update_kind
 
 log = logging.getLogger("bot.telegram")
 
 Context = ContextTypes.DEFAULT_TYPE
 
-ENGINE_TIMEOUT_S = 60.0  # an engine call longer than this is treated as an error
-TYPING_INTERVAL_S = 4.5  # Telegram shows "typing…" for about 5 s per chat action
-TYPING_SETTLE_S = 1.0  # at most this long for an in-flight chat action before answering
-# Streaming: at most one edit of a streamed answer per chat this often (Telegram
-# allows about one message a second per chat, and edits count).
-STREAM_EDIT_INTERVAL_S = 1.2
-
-
-class ShuttingDown(Exception):
-    """The bot is stopping and gave up waiting for an engine call."""
-
-
-class EngineTimeout(Exception):
-    """The engine did not answer within ENGINE_TIMEOUT_S."""
-
-
-def default_engine_workers() -> int:
-    return max(2, min(8, (os.cpu_count() or 2)))
 
 
 class FrontEnd:
@@ -98,18 +67,10 @@ class FrontEnd:
         self.buttons = buttons or ButtonStore.open(settings)
         self.retrying = retrying
         self.engine = engine
-        self.engine_timeout_s = engine_timeout_s
-        # Streaming is used when the engine's handle() takes on_partial (bot.dialogue does);
-        # it only ever calls it with a language model configured.
-        self.streams = accepts_on_partial(engine.handle)
-        self.stream_edit_interval_s = stream_edit_interval_s
-        self._stream_edits: dict[int, float] = {}  # chat id -> loop time of its last streamed edit
-        self.executor = ThreadPoolExecutor(max_workers=engine_workers or default_engine_workers(),
-                                           thread_name_prefix="engine")
+        self.edit_pacer = EditPacer(stream_edit_interval_s)
+        self.bridge = EngineBridge(engine_workers, engine_timeout_s)
         self.limiter = UserRateLimiter(settings.rate_limit_messages, settings.rate_limit_window_s, clock)
         self._secret = settings.telegram_bot_token or "debt-help-bot"
-        self._locks: dict[str, list] = {}  # conversation id -> [asyncio.Lock, users]
-        self._abort = asyncio.Event()
         self.stopping = False
         self.closed = False
 
@@ -153,14 +114,14 @@ class FrontEnd:
     def abort_inflight(self) -> None:
         """Stop waiting for engine calls: their handlers tell the user to ask again."""
         self.stopping = True
-        self._abort.set()
+        self.bridge.abort()
         if self.retrying is not None:
             self.retrying.stop_retrying()
 
     def close(self) -> None:
         if not self.closed:
             self.closed = True
-            self.executor.shutdown(wait=False, cancel_futures=True)
+            self.bridge.close()
             self.buttons.close()
 
     # --- commands ----------------------------------------------------------------------------
@@ -200,11 +161,11 @@ class FrontEnd:
         message = update.effective_message
         if message is None or update.effective_user is None:
             return
-        if not self._is_private(update):
+        if not is_private(update):
             # A bare /command in a group may be meant for another bot.
             command = (message.text or "").split()[0]
             username = (context.bot.username or "").lower()
-            if not (username and command.lower().endswith("@" + username)) and not self._replied_to_bot(message, context):
+            if not (username and command.lower().endswith("@" + username)) and not replied_to_bot(message, context.bot):
                 return
         if await self._admit(update, context):
             await self._send_static(update, context, texts.UNKNOWN_COMMAND, "unknown_command")
@@ -214,7 +175,7 @@ class FrontEnd:
         message = update.effective_message
         if message is None or update.effective_user is None or update.effective_chat is None:
             return
-        text = self._addressed_text(message, context)
+        text = addressed_text(message, context.bot)
         if text is None:
             return  # a group message not meant for us
         if not await self._admit(update, context):
@@ -228,7 +189,7 @@ class FrontEnd:
         message = update.effective_message
         if message is None or update.effective_user is None or update.effective_chat is None:
             return
-        caption = self._addressed_text(message, context)
+        caption = addressed_text(message, context.bot)
         if caption is None:
             return
         if not await self._admit(update, context):
@@ -245,7 +206,7 @@ class FrontEnd:
         message = update.edited_message
         if message is None or update.effective_user is None:
             return  # edited channel posts
-        if self._addressed_text(message, context) is None:
+        if addressed_text(message, context.bot) is None:
             return
         if await self._admit(update, context):
             await self._send_static(update, context, texts.EDITED, "edited")
@@ -264,10 +225,10 @@ class FrontEnd:
         elif prefix in ("q", "c") and key:
             question = await self.buttons.lookup(key)
         if question is None:
-            await self._answer_query(query, texts.BUTTON_EXPIRED)
+            await answer_query(query, texts.BUTTON_EXPIRED)
             log_event(log, "button_expired", user=self.user_tag(update.effective_user.id))
             return
-        await self._answer_query(query)
+        await answer_query(query)
         if prefix == "c":
             # Clarification options are one-shot: take them away once one is chosen.
             with contextlib.suppress(TelegramError):
@@ -292,7 +253,7 @@ class FrontEnd:
         if not isinstance(update, Update) or update.effective_chat is None or isinstance(error, Forbidden):
             return
         if update.callback_query:
-            await self._answer_query(update.callback_query)
+            await answer_query(update.callback_query)
         try:
             await context.bot.send_message(update.effective_chat.id, texts.ERROR)
         except TelegramError as exc:
@@ -329,15 +290,15 @@ class FrontEnd:
         else:
             questions = [text] if isinstance(text, str) else list(text or [])
             requests = [(self.engine.handle, (conversation, q), {}) for q in questions]
-            if self.streams and len(questions) == 1:
-                # One question: its answer may stream (only with a language model configured).
-                stream = PartialStream(self, context.bot, chat.id, header=header, reply_to=reply_to)
+            if len(questions) == 1:
+                # One question: its answer may stream (bot.dialogue streams only with a language model).
+                stream = PartialStream(self.edit_pacer, context.bot, chat.id, header=header, reply_to=reply_to)
                 requests[0][2]["on_partial"] = stream.on_partial
         started = time.perf_counter()
-        async with self._conversation_lock(conversation):
+        async with self.bridge.one_at_a_time(conversation):
             try:
-                async with self._typing(context, chat.id):
-                    replies = [await self._call_engine(fn, *args, **kwargs) for fn, args, kwargs in requests]
+                async with typing_shown(context.bot, chat.id):
+                    replies = [await self.bridge.call(fn, *args, **kwargs) for fn, args, kwargs in requests]
             except ShuttingDown:
                 if stream is not None:
                     await stream.discard()
@@ -358,9 +319,10 @@ class FrontEnd:
                 replies.append(replace(last, suggestions=[q for q in last.suggestions if q not in shown]))
             chunks = 0
             for index, reply in enumerate(replies):
-                chunks += await self.send_reply(context, chat.id, reply, header=header if index == 0 else None,
-                                                reply_to=reply_to if index == 0 else None,
-                                                placeholder=placeholder if index == 0 else None)
+                chunks += await send_reply(context.bot, self.buttons, chat.id, reply,
+                                           header=header if index == 0 else None,
+                                           reply_to=reply_to if index == 0 else None,
+                                           placeholder=placeholder if index == 0 else None)
         fields = {
             "user": self.user_tag(user.id),
             "chat": chat.type,
@@ -379,131 +341,6 @@ class FrontEnd:
             fields["text"] = text if isinstance(text, str) or text is None else " | ".join(text)
         log_event(log, "reply", **fields)
 
-    async def send_reply(
-        self,
-        context: Context,
-        chat_id: int,
-        reply: Reply,
-        *,
-        header: str | None = None,
-        reply_to: int | None = None,
-        placeholder: "Placeholder | None" = None,
-    ) -> int:
-        """Send the reply as HTML message(s); buttons go on the last one. Returns the count.
-
-        With a `placeholder` (a streamed answer's message), its first part is
-        edited into that message and the rest, if any, is sent after it.
-        """
-        chunks = render_reply(reply, question=header)
-        markup = None
-        if reply.suggestions:
-            await self.buttons.remember(reply.suggestions)
-            markup = suggestions_keyboard(reply.suggestions, one_shot=reply.kind == "clarify")
-        for index, chunk in enumerate(chunks):
-            if index == 0 and placeholder is not None and await self._finish_placeholder(
-                    context.bot, chat_id, placeholder, chunk, markup if len(chunks) == 1 else None):
-                continue
-            await context.bot.send_message(
-                chat_id,
-                chunk,
-                reply_markup=markup if index == len(chunks) - 1 else None,
-                reply_parameters=ReplyParameters(reply_to) if reply_to and index == 0 else None,
-            )
-        if reply.kind == "draft":
-            await send_draft_file(context.bot, chat_id, reply)
-        return len(chunks)
-
-    async def _finish_placeholder(self, bot, chat_id: int, placeholder: "Placeholder", html_text: str,
-                                  markup) -> bool:
-        """Edit the final text (and buttons) into a streamed answer's message.
-
-        False when that message cannot be edited any more (e.g. the user deleted
-        it): the caller then sends the text as a new message instead.
-        """
-        if html_text == placeholder.html and markup is None:
-            return True  # already showing exactly this
-        try:
-            await bot.edit_message_text(
-                html_text,
-                chat_id=chat_id,
-                message_id=placeholder.message_id,
-                reply_markup=markup,
-            )
-            return True
-        except BadRequest as exc:
-            if "not modified" in str(exc).lower():
-                return True
-            log_event(log, "stream_final_edit_failed", level=logging.WARNING, error=type(exc).__name__)
-            return False
-
-    def stream_edit_due(self, chat_id: int, now: float) -> float:
-        """Loop time at which this chat may get its next streamed edit."""
-        last = self._stream_edits.get(chat_id)
-        return now if last is None else max(now, last + self.stream_edit_interval_s)
-
-    def stream_edited(self, chat_id: int, now: float) -> None:
-        self._stream_edits[chat_id] = now
-        if len(self._stream_edits) > 4096:  # forget chats that have not streamed for a while
-            horizon = now - self.stream_edit_interval_s
-            for key in [k for k, at in self._stream_edits.items() if at < horizon]:
-                del self._stream_edits[key]
-
-    async def _call_engine(self, fn: Callable[..., Reply], *args: str, **kwargs) -> Reply:
-        if self.stopping and self._abort.is_set():
-            raise ShuttingDown()
-        loop = asyncio.get_running_loop()
-        future = loop.run_in_executor(self.executor, functools.partial(fn, *args, **kwargs))
-        abort = asyncio.ensure_future(self._abort.wait())
-        try:
-            done, _ = await asyncio.wait({future, abort}, timeout=self.engine_timeout_s,
-                                         return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            abort.cancel()
-        if future in done:
-            return future.result()
-        future.cancel()  # only helps if it had not started; a running thread finishes on its own
-        if abort in done:
-            raise ShuttingDown()
-        raise EngineTimeout(f"engine did not answer within {self.engine_timeout_s:.0f}s")
-
-    @contextlib.asynccontextmanager
-    async def _typing(self, context: Context, chat_id: int) -> AsyncIterator[None]:
-        """Show "typing…" now and every few seconds until the block ends."""
-        done = asyncio.Event()
-
-        async def keep_typing() -> None:
-            while not done.is_set():
-                try:
-                    await context.bot.send_chat_action(chat_id, ChatAction.TYPING)
-                except TelegramError:
-                    pass  # cosmetic; never worth failing an answer
-                with contextlib.suppress(asyncio.TimeoutError):
-                    await asyncio.wait_for(done.wait(), TYPING_INTERVAL_S)
-
-        task = asyncio.create_task(keep_typing())
-        try:
-            yield
-        finally:
-            done.set()
-            # Let a chat action already on its way finish first, so "typing…"
-            # does not land after the answer; never wait long for it.
-            with contextlib.suppress(asyncio.TimeoutError, asyncio.CancelledError, Exception):
-                await asyncio.wait_for(task, TYPING_SETTLE_S)
-
-    @contextlib.asynccontextmanager
-    async def _conversation_lock(self, conversation: str) -> AsyncIterator[None]:
-        entry = self._locks.get(conversation)
-        if entry is None:
-            entry = self._locks[conversation] = [asyncio.Lock(), 0]
-        entry[1] += 1
-        try:
-            async with entry[0]:
-                yield
-        finally:
-            entry[1] -= 1
-            if entry[1] == 0:
-                self._locks.pop(conversation, None)
-
     # --- helpers --------------------------------------------------------------------------------------
     async def _admit(self, update: Update, context: Context) -> bool:
         """The per-user rate limit. Over it: one polite notice per window, then silence."""
@@ -518,7 +355,7 @@ class FrontEnd:
         seconds = max(1, int(verdict.retry_in_s + 0.999))
         notice = texts.RATE_LIMITED.format(seconds=seconds)
         if update.callback_query is not None:
-            await self._answer_query(update.callback_query, notice if verdict.notify else None)
+            await answer_query(update.callback_query, notice if verdict.notify else None)
         elif verdict.notify and update.effective_chat is not None:
             await context.bot.send_message(update.effective_chat.id, notice)
         return False
@@ -539,204 +376,3 @@ class FrontEnd:
         )
         log_event(log, "static_reply", what=what, user=self.user_tag(update.effective_user.id if update.effective_user else None),
                   chat=chat.type)
-
-    @staticmethod
-    async def _answer_query(query, text: str | None = None) -> None:
-        try:
-            await query.answer(text=text)
-        except BadRequest:
-            pass  # too old to answer; the reply itself still goes out
-        except TelegramError as exc:
-            log_event(log, "answer_callback_failed", level=logging.WARNING, error=type(exc).__name__)
-
-    @staticmethod
-    def _is_private(update: Update) -> bool:
-        return update.effective_chat is not None and update.effective_chat.type == ChatType.PRIVATE
-
-    @staticmethod
-    def _replied_to_bot(message: Message, context: Context) -> bool:
-        replied = message.reply_to_message
-        return bool(replied and replied.from_user and replied.from_user.id == context.bot.id)
-
-    def _addressed_text(self, message: Message, context: Context) -> str | None:
-        """The text meant for us (bot mention removed), or None for group chatter.
-
-        In private chats everything is for us. In groups only a message that
-        mentions the bot, or replies to one of its messages, is.
-        """
-        text = message.text if message.text is not None else (message.caption or "")
-        if message.chat.type == ChatType.PRIVATE:
-            return text
-        username = (context.bot.username or "").lower()
-        if message.text is not None:
-            entities = message.parse_entities([MessageEntity.MENTION, MessageEntity.TEXT_MENTION])
-        else:
-            entities = message.parse_caption_entities([MessageEntity.MENTION, MessageEntity.TEXT_MENTION])
-        mentions = [
-            value for entity, value in entities.items()
-            if (entity.type == MessageEntity.MENTION and username and value.lower() == "@" + username)
-            or (entity.type == MessageEntity.TEXT_MENTION and entity.user and entity.user.id == context.bot.id)
-        ]
-        if not mentions and not self._replied_to_bot(message, context):
-            return None
-        for value in mentions:
-            text = text.replace(value, " ")
-        return re.sub(r"[ \t]{2,}", " ", text).strip()
-
-
-def accepts_on_partial(handle: Callable[..., Reply]) -> bool:
-    """Whether an engine's handle() takes the `on_partial` streaming callback."""
-    try:
-        parameters = inspect.signature(handle).parameters
-    except (TypeError, ValueError):
-        return False
-    return "on_partial" in parameters or any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values())
-
-
-class Placeholder:
-    """The message a streamed answer is being shown in, and the HTML it shows now."""
-
-    __slots__ = ("message_id", "html")
-
-    def __init__(self, message_id: int, html: str) -> None:
-        self.message_id = message_id
-        self.html = html
-
-
-class PartialStream:
-    """Shows a streaming answer: a placeholder message on the first partial, then edits.
-
-    `on_partial` is handed to the engine and called on its worker thread; it
-    only passes the text to the event loop. There, the first partial is sent
-    as a new message, and later ones are edited into it, at most one edit per
-    chat every `stream_edit_interval_s`, always showing the newest text and
-    skipping edits that would not change anything. `close()` stops it and
-    returns the placeholder for the final edit (FrontEnd.send_reply).
-    """
-
-    def __init__(self, frontend: FrontEnd, bot, chat_id: int, *, header: str | None = None,
-                 reply_to: int | None = None) -> None:
-        self.frontend = frontend
-        self.bot = bot
-        self.chat_id = chat_id
-        self.header = header
-        self.reply_to = reply_to
-        self.loop = asyncio.get_running_loop()
-        self.partials = 0  # partial texts received
-        self.edits = 0  # edits made while streaming (not counting the final one)
-        self.placeholder: Placeholder | None = None
-        self._latest: str | None = None
-        self._closed = False
-        self._failed = False  # a send or edit failed: stop showing partials, the final still goes out
-        self._wake = asyncio.Event()
-        self._task: asyncio.Task | None = None
-
-    # --- the worker thread ----------------------------------------------------------------------
-    def on_partial(self, text: str) -> None:
-        if self._closed:
-            return
-        with contextlib.suppress(RuntimeError):  # the loop is gone: the bot is stopping
-            self.loop.call_soon_threadsafe(self._feed, text)
-
-    # --- the event loop ----------------------------------------------------------------------------
-    def _feed(self, text: str) -> None:
-        if self._closed or not isinstance(text, str) or not text.strip():
-            return
-        self.partials += 1
-        self._latest = text
-        if self._task is None:
-            self._task = asyncio.create_task(self._pump())
-        self._wake.set()
-
-    def render(self, text: str) -> str:
-        """The first message's worth of a partial answer, marked as still coming."""
-        suffix = texts.STREAMING_SUFFIX
-        limit = MAX_MESSAGE_LEN - utf16_len(suffix)
-        return render_reply(Reply(text, "answer"), question=self.header, limit=limit)[0] + suffix
-
-    async def _pump(self) -> None:
-        while not self._closed and not self._failed:
-            self._wake.clear()
-            if self._latest is not None:
-                if self.placeholder is not None:
-                    now = self.loop.time()
-                    delay = self.frontend.stream_edit_due(self.chat_id, now) - now
-                    if delay > 0:
-                        with contextlib.suppress(asyncio.TimeoutError):
-                            await asyncio.wait_for(self._closing(), delay)
-                        if self._closed:
-                            return
-                html_text = self.render(self._latest)
-                if self.placeholder is None or html_text != self.placeholder.html:
-                    await self._show(html_text)
-            if not self._closed:
-                await self._wake.wait()
-
-    async def _closing(self) -> None:
-        while not self._closed:
-            self._wake.clear()
-            await self._wake.wait()
-
-    async def _show(self, html_text: str) -> None:
-        try:
-            if self.placeholder is None:
-                message = await self.bot.send_message(
-                    self.chat_id,
-                    html_text,
-                    reply_parameters=ReplyParameters(self.reply_to) if self.reply_to else None,
-                )
-                self.placeholder = Placeholder(message.message_id, html_text)
-            else:
-                await self.bot.edit_message_text(
-                    html_text,
-                    chat_id=self.chat_id,
-                    message_id=self.placeholder.message_id,
-                )
-                self.placeholder.html = html_text
-                self.edits += 1
-        except TelegramError as exc:
-            self._failed = True
-            log_event(log, "stream_update_failed", level=logging.WARNING, error=type(exc).__name__,
-                      placeholder=self.placeholder is not None)
-        finally:
-            self.frontend.stream_edited(self.chat_id, self.loop.time())
-
-    async def close(self) -> Placeholder | None:
-        """No more partials; wait for a send or edit in progress. Returns the placeholder, if any."""
-        self._closed = True
-        self._wake.set()
-        if self._task is not None:
-            await asyncio.gather(self._task, return_exceptions=True)
-        return self.placeholder
-
-    async def discard(self) -> None:
-        """The answer failed: stop, and take the partial answer away."""
-        placeholder = await self.close()
-        if placeholder is not None:
-            with contextlib.suppress(TelegramError):
-                await self.bot.delete_message(self.chat_id, placeholder.message_id)
-
-
-def non_text_kind(message: Message) -> str:
-    if message.sticker or message.animation or message.dice:
-        return "sticker"
-    if message.photo or message.video or message.video_note:
-        return "photo"
-    if message.voice or message.audio:
-        return "voice"
-    if message.document:
-        return "document"
-    if message.location or message.venue:
-        return "location"
-    if message.contact:
-        return "contact"
-    return "other"
-
-
-def update_kind(update: object) -> str:
-    if not isinstance(update, Update):
-        return "none" if update is None else type(update).__name__
-    for kind in ("callback_query", "edited_message", "message", "channel_post", "edited_channel_post"):
-        if getattr(update, kind, None) is not None:
-            return kind
-    return "other"

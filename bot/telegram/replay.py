@@ -48,7 +48,6 @@ from bot.telegram import texts
 from bot.telegram.app import build_application, get_frontend, serve
 from bot.telegram.fake_api import FakeBotAPI, SentMessage
 from bot.telegram.format import _tidy, sources_line
-from bot.telegram.handlers import accepts_on_partial
 
 START_TIMEOUT_S = 30.0
 TURN_TIMEOUT_S = 90.0  # longer than the front end's own engine timeout (60 s)
@@ -74,14 +73,11 @@ class RecordingEngine:
 
     def __init__(self, inner: Any) -> None:
         self.inner = inner
-        self._streams = accepts_on_partial(inner.handle)
         self._lock = threading.Lock()
         self._results: dict[str, list[Reply | BaseException]] = defaultdict(list)
 
     def handle(self, conversation_id: str, text: str, on_partial=None) -> Reply:
-        if self._streams and on_partial is not None:
-            return self._record(conversation_id, self.inner.handle, conversation_id, text, on_partial=on_partial)
-        return self._record(conversation_id, self.inner.handle, conversation_id, text)
+        return self._record(conversation_id, self.inner.handle, conversation_id, text, on_partial=on_partial)
 
     def reset(self, conversation_id: str) -> Reply:
         return self._command(conversation_id, "reset")

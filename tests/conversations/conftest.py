@@ -6,6 +6,6 @@ built once per test session with a throwaway session store. Transcripts
 """
 
 from bot.replay import engine_transport
-from bot.replay_pytest import make_collect_file
+from bot.replay.pytest_plugin import make_collect_file
 
 pytest_collect_file = make_collect_file(engine_transport)

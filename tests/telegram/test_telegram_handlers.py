@@ -304,7 +304,7 @@ def streams(*partials: str, final: Reply | None = None, gap_s: float = 0.05, fai
 
 
 async def test_streamed_partials_skip_unchanged_text(inproc):
-    inproc.frontend.stream_edit_interval_s = 0  # no throttling: every change is shown
+    inproc.frontend.edit_pacer.interval_s = 0  # no throttling: every change is shown
     inproc.engine.script["STREAM"] = streams("一。", "一。", "一。二。", "一。二。")
     message = only(await inproc.send(ME, "STREAM 问题"))
     assert message.history == ["一。" + texts.STREAMING_SUFFIX, "一。二。" + texts.STREAMING_SUFFIX,
@@ -330,17 +330,7 @@ async def test_engine_failure_after_partials_takes_the_partial_answer_away(inpro
     assert inproc.api.calls_to("deleteMessage")
 
 
-async def test_engines_without_on_partial_never_stream(make_inproc):
-    from bot.telegram.handlers import accepts_on_partial
-
-    class Plain:
-        def handle(self, conversation_id: str, text: str) -> Reply: ...
-
-    class Keywords:
-        def handle(self, conversation_id: str, text: str, **options) -> Reply: ...
-
+async def test_an_engine_that_never_calls_on_partial_never_streams(make_inproc):
     inproc = await make_inproc()
-    assert inproc.frontend.streams  # ScriptedEngine passes on_partial through
-    assert not accepts_on_partial(Plain().handle) and accepts_on_partial(Keywords().handle)
     message = only(await inproc.send(ME, "FOLLOWUPS 不流式"))
     assert message.edits == 0 and not inproc.api.calls_to("editMessageText")

@@ -1,9 +1,12 @@
 """pytest collection of conversation fixtures: one test item per conversation.
 
-A conftest.py turns this on for its folder:
+Registered as a pytest plugin through the `pytest11` entry point in
+pyproject.toml, so pytest (a dev-only dependency) is imported here and nowhere
+else in the shipped package. Loading it collects nothing by itself: a
+conftest.py turns collection on for its folder:
 
     from bot.replay import engine_transport
-    from bot.replay_pytest import make_collect_file
+    from bot.replay.pytest_plugin import make_collect_file
 
     pytest_collect_file = make_collect_file(engine_transport)
 
@@ -19,16 +22,9 @@ from typing import Any, Callable
 
 import pytest
 
-from bot.replay import (
-    Conversation,
-    FixtureError,
-    Transport,
-    TransportFactory,
-    format_conversation,
-    is_fixture_file,
-    load_fixture_file,
-    run_conversation,
-)
+from bot.replay.fixtures import Conversation, FixtureError, is_fixture_file, load_fixture_file
+from bot.replay.reports import format_conversation
+from bot.replay.runner import Transport, TransportFactory, run_conversation
 
 
 class ConversationFailed(Exception):
