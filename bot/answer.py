@@ -15,12 +15,14 @@ import time
 from dataclasses import dataclass, field, replace
 
 from bot import texts
+from bot.answer_text import closing_note, first_line
 from bot.answerability import Decision
 from bot.calibration import BUNDLED_THRESHOLDS, Thresholds
 from bot.reply import Reply, Source
 from bot.retrieval import Hit, RetrievalResult, Retriever, Unit
 from bot.safety import THANKS, WHO_ARE_YOU, Assessment, assess
 from bot.settings import Settings
+from bot.slots import Slots, slot_prefix
 from bot.textnorm import STAGE_TAGS, clean_user_text, has_domain_word, has_problem_word, normalise_query
 
 log = logging.getLogger(__name__)
@@ -39,47 +41,6 @@ REPAYMENT_CONTEXT = re.compile(r"还清|还完|还了|还上|结清|还款|扣�
 STRONG_MATCH = BUNDLED_THRESHOLDS.strong
 # A second entry whose fused score is this close to the first gets a line of its own.
 RUNNER_UP_SCORE_RATIO = 0.97
-
-
-def closing_note(body: str, units: list, disclaimer_topics=()) -> str:
-    """The closing line an answer gets from data, not from each entry's prose: the legal
-    disclaimer when the first entry is about law or fees, and hedged wording ("来自公开报道")
-    when any entry rests on a source the registry marks `secondary` (knowledge/sources.yaml).
-    Both together make one line."""
-    if not units:
-        return body
-    hedged = any(u.hedged for u in units)
-    if units[0].topic in disclaimer_topics and "不构成法律意见" not in body:
-        note = texts.ANSWER_DISCLAIMER_HEDGED if hedged else texts.ANSWER_DISCLAIMER
-    elif hedged and texts.HEDGED_NOTE not in body and texts.ANSWER_DISCLAIMER_HEDGED not in body:
-        note = texts.HEDGED_NOTE
-    else:
-        return body
-    return f"{body}\n\n{note}"
-
-
-@dataclass
-class Slots:
-    """What the user told us that changes the guidance."""
-
-    product: str | None = None  # 花呗 | 借呗 | 网商贷 | 信用卡 | 网贷
-    overdue: str | None = None  # e.g. "一个月", "3天"
-    abusive: bool = False
-    # Who is speaking: None (the borrower), "relative" (a relative or contact of the
-    # borrower) or "identity_theft" (someone whose identity was used to borrow).
-    speaker: str | None = None
-    # Which slot values an answer has already acknowledged, so "你提到…" is said once.
-    acknowledged: list[str] = field(default_factory=list)
-
-    def to_dict(self) -> dict:
-        return {"product": self.product, "overdue": self.overdue, "abusive": self.abusive,
-                "speaker": self.speaker, "acknowledged": list(self.acknowledged)}
-
-    @classmethod
-    def from_dict(cls, data: dict | None) -> "Slots":
-        data = data or {}
-        return cls(product=data.get("product"), overdue=data.get("overdue"), abusive=bool(data.get("abusive")),
-                   speaker=data.get("speaker"), acknowledged=list(data.get("acknowledged") or []))
 
 
 @dataclass
@@ -426,26 +387,8 @@ class AnswerEngine:
         return picked
 
 
-def slot_prefix(slots: Slots, topic: str) -> tuple[str, str]:
-    """One sentence that shows the answer took the user's situation into account,
-    and the key under which it counts as said."""
-    if slots.speaker == "relative":
-        return texts.SLOT_PREFIX_RELATIVE, "speaker:relative"
-    if slots.abusive and topic in ("催收边界", "投诉维权"):
-        return texts.SLOT_PREFIX_ABUSIVE, "abusive"
-    if slots.overdue and topic in ("催收流程", "征信影响", "利息费用", "还款协商"):
-        text = texts.SLOT_PREFIX_OVERDUE.format(product=slots.product or "", duration=slots.overdue)
-        return text, f"overdue:{slots.product}:{slots.overdue}"
-    return "", ""
-
-
 def _source(unit: Unit, score: float) -> Source:
     return unit.as_source(round(score, 4))
-
-
-def first_line(text: str) -> str:
-    """An entry's direct first sentence (its answers are written to start with one)."""
-    return text.strip().split("\n", 1)[0].strip()
 
 
 def _ms(started: float) -> float:

@@ -19,7 +19,8 @@ import time
 from dataclasses import dataclass, field
 
 from bot import texts
-from bot.answer import AnswerEngine, Outcome, Slots
+from bot.answer import AnswerEngine, Outcome
+from bot.slots import Slots
 from bot.embeddings import get_embedder
 from bot.flows import FLOW_COMMANDS, FlowRunner
 from bot.reply import Reply

@@ -22,7 +22,8 @@ from langchain_core.language_models.fake_chat_models import FakeListChatModel, G
 from langchain_core.messages import AIMessage
 
 from bot import texts
-from bot.answer import AnswerEngine, closing_note
+from bot.answer import AnswerEngine
+from bot.answer_text import closing_note
 from bot.dialogue import DialogueEngine, build_engine
 from bot.llm import LLMConfigError, LLMGenerator, build_chat_model, check_grounding, context_blocks
 from bot.retrieval import Hit

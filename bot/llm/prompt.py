@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from langchain_core.prompts import ChatPromptTemplate
 
-from bot.answer import Slots
+from bot.slots import Slots
 from bot.retrieval import Hit
 
 CONTEXT_HITS = 3  # how many retrieved entries the model may answer from

@@ -11,7 +11,9 @@ from collections.abc import Callable, Iterator
 from langchain_core.output_parsers import StrOutputParser
 
 from bot import texts
-from bot.answer import Outcome, Slots, closing_note
+from bot.answer import Outcome
+from bot.answer_text import closing_note
+from bot.slots import Slots
 from bot.llm.grounding import Grounding, check_grounding, sentence_prefix, visible_text
 from bot.llm.prompt import CONTEXT_HITS, build_prompt, context_blocks, situation_text
 from bot.llm.provider import build_chat_model

@@ -1,0 +1,27 @@
+"""Lines an answer's text gets from data rather than from each entry's prose."""
+
+from __future__ import annotations
+
+from bot import texts
+
+
+def closing_note(body: str, units: list, disclaimer_topics=()) -> str:
+    """The closing line an answer gets from data, not from each entry's prose: the legal
+    disclaimer when the first entry is about law or fees, and hedged wording ("来自公开报道")
+    when any entry rests on a source the registry marks `secondary` (knowledge/sources.yaml).
+    Both together make one line."""
+    if not units:
+        return body
+    hedged = any(u.hedged for u in units)
+    if units[0].topic in disclaimer_topics and "不构成法律意见" not in body:
+        note = texts.ANSWER_DISCLAIMER_HEDGED if hedged else texts.ANSWER_DISCLAIMER
+    elif hedged and texts.HEDGED_NOTE not in body and texts.ANSWER_DISCLAIMER_HEDGED not in body:
+        note = texts.HEDGED_NOTE
+    else:
+        return body
+    return f"{body}\n\n{note}"
+
+
+def first_line(text: str) -> str:
+    """An entry's direct first sentence (its answers are written to start with one)."""
+    return text.strip().split("\n", 1)[0].strip()
