@@ -46,7 +46,7 @@ RUNNER_UP_SCORE_RATIO = 0.97
 @dataclass
 class Outcome:
     reply: Reply
-    topic: str | None = None  # the unit id the reply was about, for follow-up questions
+    entry: str | None = None  # id of the knowledge entry the reply was about, for follow-up questions
     retrieval: RetrievalResult | None = None
     assessment: Assessment = field(default_factory=Assessment)
     routed: bool = False  # a fixed preface and a routed entry: never rewritten by a language model
@@ -357,16 +357,16 @@ class AnswerEngine:
                    assessment: Assessment, result: RetrievalResult, also: list[Hit] = ()) -> Outcome:
         sources = [_source(h.unit, h.dense) for h in [hit, *also]]
         reply = Reply(body.strip(), "answer", sources, self.suggestions(hit, others), _ms(started))
-        return Outcome(reply, topic=hit.unit.id, retrieval=result, assessment=assessment)
+        return Outcome(reply, entry=hit.unit.id, retrieval=result, assessment=assessment)
 
     def elaborate(self, outcome: Outcome, message: str, *, slots: Slots | None = None,
-                  previous_topic: str | None = None, on_partial=None) -> Outcome:
+                  previous_entry: str | None = None, on_partial=None) -> Outcome:
         """With a language model configured, a composed answer is rewritten by it, grounded
         and checked, with `outcome` as the fallback (bot/llm.py). Crisis, decline, clarify
         and evasion replies are returned as they are: they never reach the model."""
         if self.generator is None or outcome.reply.kind != "answer" or outcome.routed:
             return outcome
-        unit = self.retriever.units.get(previous_topic) if previous_topic else None
+        unit = self.retriever.units.get(previous_entry) if previous_entry else None
         return self.generator.generate(clean_user_text(message), outcome, slots=slots,
                                        topic_title=unit.title if unit else None, on_partial=on_partial)
 

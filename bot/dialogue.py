@@ -101,13 +101,13 @@ def asks_about_stage(normalised: str) -> bool:
 
 @dataclass
 class ConversationState:
-    topic: str | None = None  # knowledge unit id of the last answer
+    entry: str | None = None  # id of the knowledge entry the last answer was about
     slots: Slots = field(default_factory=Slots)
     pending: str | None = None  # "overdue" while waiting for how long the debt is overdue
     flow: dict | None = None  # a guided flow in progress (bot.flows.machine.FlowState), with its answers
 
     def to_dict(self) -> dict:
-        data = {"topic": self.topic, "slots": self.slots.to_dict(), "pending": self.pending}
+        data = {"entry": self.entry, "slots": self.slots.to_dict(), "pending": self.pending}
         if self.flow:
             data["flow"] = self.flow
         return data
@@ -115,7 +115,8 @@ class ConversationState:
     @classmethod
     def from_dict(cls, data: dict | None) -> "ConversationState":
         data = data or {}
-        return cls(topic=data.get("topic"), slots=Slots.from_dict(data.get("slots")),
+        # "topic" is how states saved before the rename called the entry.
+        return cls(entry=data.get("entry") or data.get("topic"), slots=Slots.from_dict(data.get("slots")),
                    pending=data.get("pending"), flow=data.get("flow") if isinstance(data.get("flow"), dict) else None)
 
 
@@ -162,17 +163,17 @@ class DialogueEngine:
             state = ConversationState.from_dict(self.sessions.load(conversation_id))
             # A guided flow answers first: its commands, buttons and the answers to its steps.
             reply = self.flows.take_turn(state, message, command, started)
-            topic = None
+            entry = None
             if reply is None:
-                previous_topic = state.topic
+                previous_entry = state.entry
                 outcome = self._turn(state, message, normalised, started)
                 # The optional model sees this message, the previous topic and the slots: no earlier text.
-                outcome = self.answers.elaborate(outcome, message, slots=state.slots, previous_topic=previous_topic,
+                outcome = self.answers.elaborate(outcome, message, slots=state.slots, previous_entry=previous_entry,
                                                  on_partial=on_partial)
                 self._remember(state, outcome)
-                reply, topic = self.flows.follow(state, outcome.reply, outcome.topic), outcome.topic
+                reply, entry = self.flows.follow(state, outcome.reply, outcome.entry), outcome.entry
             self.sessions.save(conversation_id, state.to_dict())
-        log.debug("turn kind=%s topic=%s latency_ms=%.1f", reply.kind, topic, reply.latency_ms)
+        log.debug("turn kind=%s entry=%s latency_ms=%.1f", reply.kind, entry, reply.latency_ms)
         return _timed(reply, started)
 
     def _turn(self, state: ConversationState, message: str, normalised: str, started: float) -> Outcome:
@@ -198,7 +199,7 @@ class DialogueEngine:
             # "花呗" in answer to "逾期多久了？": still no duration; ask once more, kindly.
             return answers.clarify(STAGE_QUESTION, started, STAGE_OPTIONS)
 
-        topic_unit = self.retriever.units.get(state.topic) if state.topic else None
+        topic_unit = self.retriever.units.get(state.entry) if state.entry else None
         if topic_unit is not None and is_vague(normalised):
             # "那怎么办": nothing to search for on its own; it is about the topic.
             return self._in_context(message, topic_unit, state, started, avoid_topic=False)
@@ -277,7 +278,7 @@ class DialogueEngine:
     @staticmethod
     def _remember(state: ConversationState, outcome: Outcome) -> None:
         if outcome.reply.kind == "answer":
-            state.topic = outcome.topic
+            state.entry = outcome.entry
             state.pending = None
         elif outcome.reply.kind == "crisis":
             state.pending = None

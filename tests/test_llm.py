@@ -302,7 +302,7 @@ def test_generator_stream_interface(engine, fresh_engine):
     items = list(generator.stream(QUESTION, fallback))
     assert all(isinstance(i, str) for i in items[:-1])
     final = items[-1]
-    assert final.reply.kind == "answer" and final.topic == fallback.topic
+    assert final.reply.kind == "answer" and final.entry == fallback.entry
     assert [s.id for s in final.reply.sources] == [h.unit.id for h in fallback.retrieval.hits[:2]]
 
 

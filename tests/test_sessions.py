@@ -425,7 +425,7 @@ def test_two_bot_processes_serialise_one_conversations_turns(kind, tmp_path, req
             state = store.load(conversation)
             assert state["slots"]["product"] == "花呗" and state["slots"]["overdue"] == "三天", state
             assert state["slots"]["abusive"] is True, state
-            assert state["topic"] in [reply["topic"] for reply in replies] and state["topic"], (state, replies)
+            assert state["entry"] in [reply["topic"] for reply in replies] and state["entry"], (state, replies)
     finally:
         for proc in procs:
             proc.stdin.close()

@@ -99,7 +99,7 @@ class FlowRunner:
         state.flow = current.to_dict()
         return FLOWS[current.name].ask(current, prefix=t.RESUMED)
 
-    def follow(self, state, reply: Reply, topic: str | None) -> Reply:
+    def follow(self, state, reply: Reply, entry: str | None) -> Reply:
         """After a normal turn: back to the pending step, or offer a flow under a fitting answer."""
         current = FlowState.from_dict(state.flow)
         if current is not None and current.paused:
@@ -114,7 +114,7 @@ class FlowRunner:
                                                                       question=question.text)
             reply.suggestions = question.suggestions
             return reply
-        unit = self.units.get(topic) if topic and reply.kind == "answer" else None
+        unit = self.units.get(entry) if entry and reply.kind == "answer" else None
         offer = OFFER_BY_TOPIC.get(unit.topic) if unit is not None else None
         if offer and offer not in reply.suggestions:
             # In place of the last follow-up: answers keep at most three buttons.

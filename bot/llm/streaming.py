@@ -172,7 +172,7 @@ class LLMGenerator:
                             disclaimer)
         latency = fallback.reply.latency_ms + (time.perf_counter() - started) * 1000.0
         reply = Reply(text, "answer", sources, list(fallback.reply.suggestions), latency)
-        return Outcome(reply, topic=fallback.topic, retrieval=fallback.retrieval, assessment=fallback.assessment)
+        return Outcome(reply, entry=fallback.entry, retrieval=fallback.retrieval, assessment=fallback.assessment)
 
     def _fall_back(self, fallback: Outcome, reason: str, problems: list[str]) -> Outcome:
         # The details quote the model's text, which may echo the user's: logged only with
