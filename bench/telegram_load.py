@@ -73,10 +73,10 @@ class CountingEngine:
         self.handled = 0
         self._lock = threading.Lock()
 
-    def handle(self, conversation_id: str, text: str):
+    def handle(self, conversation_id: str, text: str, on_partial=None):
         with self._lock:
             self.handled += 1
-        return self.inner.handle(conversation_id, text)
+        return self.inner.handle(conversation_id, text, on_partial=on_partial)
 
     def reset(self, conversation_id: str):
         return self.inner.reset(conversation_id)
@@ -191,7 +191,7 @@ async def run_scenario(name: str, engine: CountingEngine, engine_name: str, base
     })
     app = build_application(settings, engine, engine_workers=args.workers)
     frontend = get_frontend(app)
-    workers = frontend.executor._max_workers
+    workers = frontend.bridge.executor._max_workers
     stop, ready = asyncio.Event(), asyncio.Event()
     server = asyncio.create_task(serve(app, settings, stop=stop, ready=ready, poll_timeout=10))
     await asyncio.wait_for(ready.wait(), 60)
