@@ -17,6 +17,7 @@ from typing import Callable
 
 from bot.calibration import check_prompts, manifest_extra
 from bot.embeddings import Embedder, embedder_for
+from bot.lexicon import Lexicon
 from bot.settings import Settings
 from bot.store import (IngestLock, KnowledgeStore, Manifest, StoreMissingError, check_embedding_model,
                        new_version_id, open_store)
@@ -112,14 +113,15 @@ class IngestService:
         started = time.perf_counter()
         folder = Path(knowledge_dir or self.settings.knowledge_dir)
         knowledge = load_knowledge(folder)  # raises KnowledgeError
-        messages, lexicon_text = self._load_judgement_data(folder, knowledge)
+        messages, lexicon = self._load_judgement_data(folder, knowledge)
+        lexicon_text = lexicon.text if lexicon else ""
         chunks = chunk_units(knowledge.units)
         units = {u.id: u.content_hash for u in knowledge.units}
         report = IngestReport(dry_run=dry_run, rebuild=rebuild, chunks=len(chunks), store=self.store.describe(),
                               embedding_model=self.settings.embedding_model, judgement_messages=len(messages))
         # Ordinary questions (tuning part of knowledge/eval/) keep the crisis risk from alarming askers.
         # Questions the crisis lines answer are not false alarms: they are left out.
-        crisis_entry = self._crisis_entry(lexicon_text)
+        crisis_entry = lexicon.route("crisis") if lexicon else None
         questions = [q for q, ids in tuning_questions(folder) if ids and crisis_entry not in ids]
         judgement_hash = self._judgement_hash(messages, lexicon_text, questions)
 
@@ -167,7 +169,7 @@ class IngestService:
             try:
                 collection = self.store.create_version_collection(version)
                 self._write_version(collection, chunks, old_collection, set(old_chunks), progress)
-                self._write_judgement(version, current, messages, lexicon_text, report.judgement, questions)
+                self._write_judgement(version, current, messages, lexicon, report.judgement, questions)
                 manifest = Manifest(
                     version=version,
                     collection=self.store.collection_name(version),
@@ -195,30 +197,23 @@ class IngestService:
 
     # --- judgement: the labelled messages and the lexicon, published with the version ---
     @staticmethod
-    def _load_judgement_data(folder: Path, knowledge) -> tuple[list[LabelledMessage], str]:
-        """The labelled messages (knowledge/judgement/) and the lexicon's text; both optional,
+    def _load_judgement_data(folder: Path, knowledge) -> tuple[list[LabelledMessage], Lexicon | None]:
+        """The labelled messages (knowledge/judgement/) and the lexicon; both optional,
         both validated with file and line."""
         problems = []
         messages: list[LabelledMessage] = []
         if (folder / "judgement").is_dir():
             messages, problems = load_labelled_messages(folder / "judgement", display=_display)
-        lexicon_text = ""
+        lexicon = None
         lexicon_path = folder / "lexicon.yaml"
         if lexicon_path.is_file():
             ids = {u.id for u in knowledge.units}
             topics = {u.topic for u in knowledge.units if u.topic}
             lexicon, found = load_lexicon(lexicon_path, _display(lexicon_path), ids, topics)
             problems += found
-            lexicon_text = lexicon.text if lexicon else ""
         if problems:
             raise KnowledgeError(problems)
-        return messages, lexicon_text
-
-    @staticmethod
-    def _crisis_entry(lexicon_text: str) -> str | None:
-        from bot.lexicon import Lexicon
-
-        return Lexicon.from_yaml(lexicon_text).route("crisis") if lexicon_text else None
+        return messages, lexicon
 
     def _judgement_hash(self, messages: list[LabelledMessage], lexicon_text: str, questions: list[str]) -> str:
         payload = "\n".join([JUDGEMENT_FORMAT, MODEL_KIND, self.settings.embedding_model,
@@ -226,18 +221,17 @@ class IngestService:
         return hashlib.sha1(payload.encode("utf-8")).hexdigest()[:16]
 
     def _write_judgement(self, version: str, current: Manifest | None, messages: list[LabelledMessage],
-                         lexicon_text: str, state: str, questions: list[str]) -> None:
-        if lexicon_text:
-            self.store.write_blob(version, "lexicon", lexicon_text.encode("utf-8"))
+                         lexicon: Lexicon | None, state: str, questions: list[str]) -> None:
+        if lexicon is not None and lexicon.text:
+            self.store.write_blob(version, "lexicon", lexicon.text.encode("utf-8"))
         if not messages:
             return
         model = self.store.read_blob(current, "judgement") if current is not None and state == "reused" else None
         if model is None:
-            from bot.lexicon import Lexicon
-
-            overrides = Lexicon.from_yaml(lexicon_text).overrides if lexicon_text else None
+            overrides = lexicon.overrides if lexicon is not None and lexicon.text else None
             model = build_judge(messages, self.embedder, overrides, questions=questions).to_bytes()
         self.store.write_blob(version, "judgement", model)
+
     def _current(self) -> tuple[Manifest | None, str | None]:
         """The version to compare with (None for a first ingest), and what is wrong with the
         pointer when it is damaged (the version is then the newest complete one, if any)."""
