@@ -23,7 +23,8 @@ from bot.embeddings import get_embedder  # noqa: E402
 from bot.eval_judgement import label_metrics  # noqa: E402
 from bot.judgement.judge import Judge  # noqa: E402
 from bot.judgement.labels import LABELS  # noqa: E402
-from ingest.judgement_build import (FITTERS, calibrate_crisis_risk, calibrate_offsets, featurise,  # noqa: E402
+from ingest.crisis_build import build_crisis_detector  # noqa: E402
+from ingest.judgement_build import (DENSE_SCALE, FITTERS, calibrate_offsets, design_matrix, featurise,  # noqa: E402
                                     out_of_fold_probabilities)
 from ingest.judgement_data import load_labelled_messages  # noqa: E402
 
@@ -34,15 +35,16 @@ def evaluate(kind: str, tuning, held_out, embedder) -> dict:
     model = FITTERS[kind](vectors, ngrams, labels)
     oof = out_of_fold_probabilities(kind, vectors, ngrams, labels)
     offsets = calibrate_offsets(oof, labels)
-    risk = calibrate_crisis_risk(oof, labels, offsets)
+    detector = build_crisis_detector(design_matrix(vectors, ngrams), labels, dimension=vectors.shape[1],
+                                     dense_scale=DENSE_SCALE)
     build_s = time.perf_counter() - started
-    judge = Judge(model, offsets, crisis_risk_offset=risk)
+    judge = Judge(model, offsets, crisis_detector=detector)
     h_vectors, h_ngrams, h_labels = featurise(held_out, embedder)
     started = time.perf_counter()
     probabilities = [model.probabilities(v, g) for v, g in zip(h_vectors, h_ngrams)]
     predicted = [judge.decide(p) for p in probabilities]
     per_message_ms = (time.perf_counter() - started) * 1000 / max(len(held_out), 1)
-    lines_first = [LABELS[p] == "crisis" or judge.at_risk(q) for p, q in zip(predicted, probabilities)]
+    lines_first = [LABELS[p] == "crisis" or judge.at_risk(v, g) for p, v, g in zip(predicted, h_vectors, h_ngrams)]
     metrics = label_metrics([(LABELS[t], LABELS[p]) for t, p in zip(h_labels, predicted)], lines_first)
     metrics.update(build_s=round(build_s, 2), per_message_ms=round(per_message_ms, 3),
                    size_kb=round(len(judge.to_bytes()) / 1024),
@@ -60,9 +62,9 @@ def report(results: dict, counts: dict, model: str) -> str:
              "tuning predictions (ingest/judgement_build.py): per-label offsets minimising the cost "
              "of mistakes (a missed crisis costs five, a victim, threat or relative taken for an "
              "evader ten, then a hard line: none of them in the tuning part); the crisis label "
-             "itself is the model's own call, and a second crisis offset marks a crisis risk "
-             "(the crisis lines first, then the normal reply) so that 98.5% of tuning crises are "
-             "flagged. 'Crisis lines first' counts both. Scored without the lexicon's override "
+             "itself is the model's own call, and a crisis detector (crisis against the rest, "
+             "ingest/crisis_build.py) marks a crisis risk (the crisis lines first, then the normal "
+             "reply) so that 98.5% of tuning crises are flagged out-of-fold. 'Crisis lines first' counts both. Scored without the lexicon's override "
              "rules and the answer layer's checks.", "",
              "| design | accuracy | crisis lines first (recall) | crises missed | crisis label recall "
              "| crisis lines to non-crises | victim → evasion | protected → evasion | build s | ms / message | size KB |",

@@ -174,6 +174,10 @@ class AnswerEngine:
             unit = self.routed("crisis")
             if unit is not None and all(s.id != unit.id for s in outcome.reply.sources):
                 outcome.reply.sources.append(_source(unit, 0.0))
+        if outcome.assessment.evasion_words and not outcome.assessment.evasion and outcome.reply.kind == "answer":
+            # Heard as a victim (or a relative) in words an evader would use: the help first,
+            # then one line for the other reading, without lecturing.
+            outcome.reply.text = outcome.reply.text.rstrip() + "\n\n" + texts.NO_EVASION_HELP_LINE
         return outcome
 
     def _asked_as_written(self, outcome: Outcome) -> bool:

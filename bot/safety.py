@@ -12,7 +12,7 @@ import re
 from dataclasses import dataclass, field
 
 from bot.judgement import Judge, Judgement, Overrides
-from bot.textnorm import has_domain_word, parse_overdue
+from bot.textnorm import has_topic_word, parse_overdue
 
 THANKS = re.compile(r"^(好的|好|嗯|嗯嗯|ok|明白了|懂了|知道了)?[,，。. ]*(谢谢|多谢|感谢|谢了|谢啦|thanks?( you)?|thx|辛苦了)"
                     r"[你您啊呀了啦!！。.~～ ]*$")
@@ -28,7 +28,9 @@ VAGUE = re.compile(r"^(那|那我|那要|所以|然后|那现在|现在)?(我)?(
                    r"(花呗|借呗|网贷|信用卡|网商贷|支付宝)?[和、跟]?(花呗|借呗)?(已经)?(逾期|欠款|欠钱|没还|还不上|还不起)?了?"
                    + _WHAT_NOW + r"?|花呗|借呗|催收)"
                    r"[了啊呀吗呢吧嘛,，。.!！?？~～ ]*$")
-_CONTENT = re.compile(r"[\w\u4e00-\u9fff]")
+_WORDS = re.compile(r"[\w\u4e00-\u9fff]")
+# Something to judge: words, or emoji ("👍", "🙏" are thanks, not an empty message).
+_CONTENT = re.compile(r"[\w\u4e00-\u9fff\u2600-\u27bf\U0001f000-\U0001faff]")
 # A routed reply (the threat reply, support first) replaces the answer to the question:
 # only when the model gives its label at least this probability.
 SURE = 0.5
@@ -40,11 +42,13 @@ SHAPE_OVERRIDABLE = ("domain", "product", "smalltalk", "vague", "out_of_scope", 
 class Assessment:
     label: str = "domain"  # one of bot.judgement.LABELS
     empty: bool = False
+    wordless: bool = False  # emoji only: a message, but no answer to a question that wants words
     greeting: bool = False
     speaker: str | None = None  # "relative" | "identity_theft" | None (the borrower)
     rule: str | None = None
     certain: bool = True  # see Judgement.certain
     crisis_risk: bool = False  # see Judgement.crisis_risk
+    evasion_words: bool = False  # see Judgement.evasion_words
     scores: dict[str, float] = field(default_factory=dict, compare=False)
 
     @property
@@ -91,12 +95,15 @@ def assess(normalised: str, judge: Judge | None, vector, overrides: Overrides | 
             label = "smalltalk"
         elif is_vague(text):
             label = "vague"
-        elif label == "vague" and (parse_overdue(text) or has_domain_word(text)):
-            # "花呗逾期一个月了", "那芝麻分呢": specific enough to search for (or to read in context).
+        elif label == "vague" and (parse_overdue(text) or has_topic_word(text)):
+            # "花呗逾期一个月了" (a stage to answer for), "那芝麻分呢" (a topic): specific enough to
+            # search for, or to read in context. "花呗那个逾期的事" names only the product: vague.
             label = "domain"
-    return Assessment(label=label, greeting=greeting and label in ("smalltalk", "vague"),
+    return Assessment(label=label, wordless=not _WORDS.search(text),
+                      greeting=greeting and label in ("smalltalk", "vague"),
                       speaker=judgement.speaker, rule=judgement.rule, certain=judgement.certain,
-                      crisis_risk=judgement.crisis_risk, scores=judgement.scores)
+                      crisis_risk=judgement.crisis_risk, evasion_words=judgement.evasion_words,
+                      scores=judgement.scores)
 
 
 def _without_model(text: str, greeting: bool, overrides: Overrides) -> Judgement:

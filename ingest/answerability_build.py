@@ -24,6 +24,8 @@ from bot.textnorm import normalise_query
 
 log = logging.getLogger(__name__)
 
+# Bump when the features or the fitting change: the next ingest fits the model again.
+ANSWERABILITY_FORMAT = "answerability-1"
 WRONG_TARGET = 0.03
 # Offer a choice between two entries only where, out-of-fold, at least this share of
 # such choices would contain an acceptable entry.
@@ -101,3 +103,4 @@ def _clarify_threshold(oof, y, question_of, position, answer_at: float) -> float
         if offered and sum(1 for r in offered if y[r[0]] or y[r[1]]) / len(offered) >= CLARIFY_PRECISION:
             return float(round(threshold, 2))
     return 1.0  # never: no threshold made a choice between two entries reliable
+

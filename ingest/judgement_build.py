@@ -17,13 +17,14 @@ from bot.judgement.judge import Judge, Overrides
 from bot.judgement.labels import INDEX, LABELS
 from bot.judgement.models import LinearModel, NeighbourModel
 from bot.textnorm import normalise_query
+from ingest.crisis_build import build_crisis_detector
 from ingest.judgement_data import LabelledMessage
 
 log = logging.getLogger(__name__)
 
 MODEL_KIND = "linear"  # the better of the two on held-out messages (docs/judgement.md)
 # Bump when the features or the training change: the next ingest rebuilds the model.
-JUDGEMENT_FORMAT = "judgement-5"
+JUDGEMENT_FORMAT = "judgement-6"
 LINEAR_C = 1.0
 SCORE_TEMPERATURE = 4.0  # SVM scores to logits: softmax(4 * score) reads like a probability
 DENSE_SCALE = 1.0  # weight of the embedding view against the (L2-normalised) n-gram view
@@ -32,16 +33,10 @@ FOLDS = 5
 # The label: a missed crisis costs five ordinary mistakes, crisis lines shown to someone
 # who did not need them one (in real traffic crises are rare, so false alarms add up).
 # The crisis label itself is never raised by an offset: below the model's own call, the
-# crisis risk (CRISIS_LINES_TARGET) puts the lines first without replacing the answer.
+# crisis detector (ingest/crisis_build.py) puts the lines first without replacing the answer.
 MISSED_CRISIS_COST = 5.0
 LECTURED_VICTIM_COST = 10.0
 NEEDLESS_CRISIS_COST = 1.0
-# The crisis risk: a second, larger crisis offset, chosen so that this share of tuning
-# crises (out-of-fold) get the crisis lines first, as a crisis or as a risk.
-CRISIS_LINES_TARGET = 0.985
-# ... unless that would put the crisis lines before the answer to more than this share of
-# the ordinary questions in the tuning part of knowledge/eval/ (people who only asked).
-QUESTION_ALARM_LIMIT = 0.03
 PROTECTED_FROM_EVASION = ("victim", "threat", "relative", "crisis")
 OFFSET_STEP = 0.25
 OFFSET_LIMIT = 4.0
@@ -69,7 +64,7 @@ def featurise(messages: list[LabelledMessage], embedder):
 
 
 # --- models ----------------------------------------------------------------------------
-def _design_matrix(vectors: np.ndarray, ngrams):
+def design_matrix(vectors: np.ndarray, ngrams):
     from scipy import sparse
 
     rows = np.repeat(np.arange(len(ngrams)), [len(i) for i, _ in ngrams])
@@ -86,7 +81,7 @@ def fit_linear(vectors: np.ndarray, ngrams, labels: np.ndarray) -> LinearModel:
     from sklearn.svm import LinearSVC
 
     clf = LinearSVC(C=LINEAR_C, class_weight="balanced", random_state=0)
-    clf.fit(_design_matrix(vectors, ngrams), labels)
+    clf.fit(design_matrix(vectors, ngrams), labels)
     n, dim = len(LABELS), vectors.shape[1]
     dense = np.zeros((n, dim), dtype=np.float32)
     grams = np.zeros((n, FEATURES), dtype=np.float32)
@@ -177,31 +172,6 @@ def calibrate_offsets(probabilities: np.ndarray, labels: np.ndarray) -> np.ndarr
     return offsets
 
 
-def calibrate_crisis_risk(probabilities: np.ndarray, labels: np.ndarray, offsets: np.ndarray,
-                          questions: np.ndarray | None = None) -> float:
-    """The smallest crisis offset (at least the label's) at which CRISIS_LINES_TARGET of the
-    tuning crises would be flagged out-of-fold, but no larger than lets QUESTION_ALARM_LIMIT
-    of ordinary tuning questions (`questions`: their probabilities) get the crisis lines."""
-    crisis = INDEX["crisis"]
-    is_crisis = labels == crisis
-    logp = np.log(np.maximum(probabilities, 1e-9))
-    question_logp = np.log(np.maximum(questions, 1e-9)) if questions is not None and len(questions) else None
-
-    def flagged(logs: np.ndarray, value: float) -> np.ndarray:
-        candidate = offsets.copy()
-        candidate[crisis] = value
-        return np.argmax(logs + candidate, axis=1) == crisis
-
-    value = float(offsets[crisis])
-    while is_crisis.any() and value < OFFSET_LIMIT:
-        if question_logp is not None and flagged(question_logp, value + OFFSET_STEP).mean() > QUESTION_ALARM_LIMIT:
-            break  # one step more would alarm too many people who only asked a question
-        if flagged(logp, value)[is_crisis].mean() >= CRISIS_LINES_TARGET:
-            break
-        value += OFFSET_STEP
-    return value
-
-
 def build_judge(messages: list[LabelledMessage], embedder, overrides: Overrides | None = None,
                 kind: str = MODEL_KIND, questions: list[str] = ()) -> Judge:
     """`questions`: ordinary questions of the tuning part of the question sets, to keep the
@@ -214,9 +184,9 @@ def build_judge(messages: list[LabelledMessage], embedder, overrides: Overrides 
     asked = None
     if questions:
         normalised = [normalise_query(q) for q in questions]
-        asked = np.array([model.probabilities(v, message_features(t))
-                          for v, t in zip(embed_by_length(normalised, embedder), normalised)])
-    risk = calibrate_crisis_risk(probabilities, labels, offsets, asked)
-    log.info("judgement model=%s messages=%d offsets=%s crisis_risk_offset=%s", kind, len(tuning),
-             {LABELS[i]: float(o) for i, o in enumerate(offsets) if o}, risk)
-    return Judge(model, offsets, overrides, crisis_risk_offset=risk)
+        asked = design_matrix(embed_by_length(normalised, embedder), [message_features(t) for t in normalised])
+    detector = build_crisis_detector(design_matrix(vectors, ngrams), labels, asked, dimension=vectors.shape[1],
+                                     dense_scale=DENSE_SCALE)
+    log.info("judgement model=%s messages=%d offsets=%s crisis_threshold=%s", kind, len(tuning),
+             {LABELS[i]: float(o) for i, o in enumerate(offsets) if o}, detector and round(detector.threshold, 3))
+    return Judge(model, offsets, overrides, detector)

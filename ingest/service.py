@@ -22,7 +22,7 @@ from bot.settings import Settings
 from bot.store import (IngestLock, KnowledgeStore, Manifest, StoreMissingError, check_embedding_model,
                        new_version_id, open_store)
 from ingest.chunking import Chunk, chunk_units
-from ingest.answerability_build import tuning_questions
+from ingest.answerability_build import ANSWERABILITY_FORMAT, tuning_questions
 from ingest.judgement_build import JUDGEMENT_FORMAT, MODEL_KIND, build_judge
 from ingest.judgement_data import LabelledMessage, content_hash, load_labelled_messages
 from ingest.knowledge import load_knowledge
@@ -216,7 +216,9 @@ class IngestService:
         return messages, lexicon
 
     def _judgement_hash(self, messages: list[LabelledMessage], lexicon_text: str, questions: list[str]) -> str:
-        payload = "\n".join([JUDGEMENT_FORMAT, MODEL_KIND, self.settings.embedding_model,
+        # The answerability format too: both models are fitted when this changes (a new
+        # version is written even when no entry changed).
+        payload = "\n".join([JUDGEMENT_FORMAT, ANSWERABILITY_FORMAT, MODEL_KIND, self.settings.embedding_model,
                              content_hash(messages) if messages else "-", lexicon_text, *sorted(questions)])
         return hashlib.sha1(payload.encode("utf-8")).hexdigest()[:16]
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from bot.textnorm import normalise_query, parse_overdue, stage_tag
+from bot.textnorm import has_topic_word, normalise_query, parse_overdue, stage_tag
 
 NORMALISED = [
     ("花被逾期了", "花呗逾期了"),
@@ -55,3 +55,23 @@ def test_a_bare_duration_counts_only_as_an_answer_to_how_long():
                                        (75, "长期逾期"), (365, "长期逾期")])
 def test_stage_tag(days, tag):
     assert stage_tag(days) == tag
+
+
+# A message the model finds vague is still searched when it names something particular.
+TOPIC = [
+    ("那芝麻分呢", True),
+    ("花呗逾期一天多少钱", True),
+    ("借呗能不能分期", True),
+    ("95188打不通", True),
+    ("真的还不上了怎么办", True),  # a situation: can't pay
+    ("花呗的事 怎么办", False),  # open "怎么办" about nothing particular: asked back
+    ("花呗那个逾期的事", False),
+    ("借呗 逾期 怎么", False),
+    ("那个 我想问下花呗", False),
+    ("今天多少度", False),  # a question, but nothing of the domain
+]
+
+
+@pytest.mark.parametrize("typed, expected", TOPIC)
+def test_has_topic_word(typed, expected):
+    assert has_topic_word(normalise_query(typed)) is expected

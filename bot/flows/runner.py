@@ -73,7 +73,7 @@ class FlowRunner:
         normalised = normalise_query(message)
         if not parse.is_skip(normalised):
             assessment = self.answers.assess(normalised)
-            if assessment.empty:
+            if assessment.empty or assessment.wordless:  # nothing, or only "😀": the step again
                 return flow.ask(current, prefix=t.EMPTY_ANSWER)
             if assessment.crisis:
                 outcome = self.answers.respond(message, started=started)

@@ -17,7 +17,7 @@ import numpy as np
 
 from bot.judgement.features import message_features
 from bot.judgement.labels import LABELS
-from bot.judgement.models import MODELS
+from bot.judgement.models import MODELS, CrisisDetector
 from bot.textnorm import has_domain_word
 
 
@@ -31,8 +31,12 @@ class Judgement:
     # preferred another): a possible crisis is asked about gently, not assumed.
     certain: bool = True
     # Not labelled a crisis, but close enough that the crisis lines come first anyway
-    # (one line before the answer): the larger crisis offset calibrated at ingest flags it.
+    # (one line before the answer): the crisis detector calibrated at ingest flags it.
     crisis_risk: bool = False
+    # The evasion words matched ("不想还", "躲催收") but the model hears a victim, someone
+    # threatened or a relative: answered as that, with one line at the end that the bot
+    # does not help anyone avoid repaying (safe for both readings).
+    evasion_words: bool = False
     scores: dict[str, float] = field(default_factory=dict, compare=False)
 
 
@@ -50,30 +54,32 @@ class Overrides:
 # The model's crisis label stands only at this probability; below it (and for any crisis
 # only the offsets made), the crisis risk puts the lines first instead.
 CRISIS_SURE = 0.5
+# Labels the evasion words do not replace when the model itself chose them: read both ways.
+EVASION_WORDS_YIELD_TO = ("victim", "threat", "relative")
 # Labels the distress words may replace: never crisis, threat, evasion or relative.
 DISTRESS_OVERRIDABLE = ("victim", "domain", "product", "vague", "smalltalk", "out_of_scope")
 
 
 class Judge:
     def __init__(self, model, offsets: np.ndarray, overrides: Overrides | None = None,
-                 crisis_risk_offset: float | None = None) -> None:
+                 crisis_detector: CrisisDetector | None = None) -> None:
         self.model = model
         self.offsets = np.asarray(offsets, dtype=np.float64)
         self.overrides = overrides or Overrides()
-        crisis = LABELS.index("crisis")
-        self.risk_offsets = self.offsets.copy()
-        if crisis_risk_offset is not None:
-            self.risk_offsets[crisis] = max(crisis_risk_offset, self.offsets[crisis])
+        self.crisis_detector = crisis_detector
 
     # --- decision -------------------------------------------------------------------
     def decide(self, probabilities: np.ndarray) -> int:
         return int(np.argmax(np.log(np.maximum(probabilities, 1e-9)) + self.offsets))
 
-    def at_risk(self, probabilities: np.ndarray) -> bool:
-        return LABELS[int(np.argmax(np.log(np.maximum(probabilities, 1e-9)) + self.risk_offsets))] == "crisis"
+    def at_risk(self, vector: np.ndarray, ngrams: tuple[np.ndarray, np.ndarray]) -> bool:
+        """Possibly a crisis (the crisis lines come first), whatever the label."""
+        return self.crisis_detector is not None and self.crisis_detector.flags(vector, ngrams)
 
     def judge(self, normalised: str, vector: np.ndarray) -> Judgement:
-        probabilities = self.model.probabilities(np.asarray(vector, dtype=np.float32), message_features(normalised))
+        vector = np.asarray(vector, dtype=np.float32)
+        features = message_features(normalised)
+        probabilities = self.model.probabilities(vector, features)
         scores = {label: round(float(p), 4) for label, p in zip(LABELS, probabilities)}
         label = LABELS[self.decide(probabilities)]
         certain = label == LABELS[int(np.argmax(probabilities))]
@@ -83,6 +89,9 @@ class Judge:
             adjusted = np.log(np.maximum(probabilities, 1e-9)) + self.offsets
             adjusted[LABELS.index("crisis")] = -np.inf
             label, certain = LABELS[int(np.argmax(adjusted))], True
+            possible_crisis = True
+        else:
+            possible_crisis = False
         rule = None
         risk_from_override = False
         text = normalised
@@ -103,21 +112,29 @@ class Judge:
             # "写一首诗" with the model hearing a crisis: answered as what it says it is, with the
             # crisis lines first all the same (a crisis risk, see answer.py).
             label, rule, risk_from_override = "out_of_scope", "out_of_scope", True
-        if label != "crisis" and speaker is None and self.overrides.match("evasion", text):
-            label, rule = "evasion", "evasion"
+        evasion_words = False
+        if label != "crisis" and speaker != "identity_theft" and self.overrides.match("evasion", text):
+            heard = LABELS[int(np.argmax(probabilities))]  # the model's own call, before the offsets
+            if speaker == "relative" or (label in EVASION_WORDS_YIELD_TO and label == heard):
+                # "有人发朋友圈说我是老赖": the model hears a victim in words an evader would use.
+                evasion_words = True
+            else:
+                label, rule = "evasion", "evasion"
         elif label != "crisis" and self.overrides.match("out_of_scope", text) and not has_domain_word(text):
             label, rule = "out_of_scope", "out_of_scope"
         elif label == "out_of_scope" and has_domain_word(text):
             label = "product"  # names 花呗, 借呗, 征信...: about the product, not about something else
-        risk = label != "crisis" and (risk_from_override or self.at_risk(probabilities))
-        return Judgement(label, scores.get(label, 0.0), rule, speaker, certain, risk, scores)
+        risk = label != "crisis" and (possible_crisis or risk_from_override or self.at_risk(vector, features))
+        return Judgement(label, scores.get(label, 0.0), rule, speaker, certain, risk, evasion_words, scores)
 
     # --- persistence (published with each store version) ------------------------------
     def to_bytes(self) -> bytes:
         arrays = {f"model_{k}": v for k, v in self.model.to_arrays().items()}
         buffer = io.BytesIO()
+        if self.crisis_detector is not None:
+            arrays.update({f"crisis_{k}": v for k, v in self.crisis_detector.to_arrays().items()})
         np.savez_compressed(buffer, kind=np.array(self.model.kind), labels=np.array(LABELS),
-                            offsets=self.offsets, risk_offsets=self.risk_offsets, **arrays)
+                            offsets=self.offsets, **arrays)
         return buffer.getvalue()
 
     @classmethod
@@ -129,7 +146,7 @@ class Judge:
             kind = str(arrays["kind"])
             model_arrays = {k[len("model_"):]: arrays[k] for k in arrays.files if k.startswith("model_")}
             model = MODELS[kind].from_arrays(model_arrays)
-            judge = cls(model, arrays["offsets"], overrides)
-            judge.risk_offsets = np.asarray(arrays["risk_offsets"], dtype=np.float64)
-            return judge
+            detector_arrays = {k[len("crisis_"):]: arrays[k] for k in arrays.files if k.startswith("crisis_")}
+            detector = CrisisDetector.from_arrays(detector_arrays) if detector_arrays else None
+            return cls(model, arrays["offsets"], overrides, detector)
 

@@ -106,4 +106,39 @@ class NeighbourModel:
                    arrays["rows"], arrays["values"])
 
 
+class CrisisDetector:
+    """Is this message possibly a crisis? One linear score over both views, trained on
+    crisis against every other label: the crisis risk that puts the crisis lines first.
+
+    A model of its own because the question is binary: the label model spreads a
+    message's probability over eleven labels, and on out-of-fold tuning messages a
+    crisis-against-the-rest score catches as many crises with a third of the false
+    alarms on ordinary questions (docs/judgement.md)."""
+
+    def __init__(self, dense: np.ndarray, ngram: np.ndarray, bias: float, threshold: float) -> None:
+        self.dense = np.asarray(dense, dtype=np.float32)      # (dimension,)
+        self.ngram = np.asarray(ngram, dtype=np.float32)      # (FEATURES,)
+        self.bias = float(bias)
+        self.threshold = float(threshold)  # calibrated at ingest (ingest/judgement_build.py)
+
+    def score(self, vector: np.ndarray, ngrams: tuple[np.ndarray, np.ndarray]) -> float:
+        idx, val = ngrams
+        value = float(self.dense @ vector) + self.bias
+        if len(idx):
+            value += float(self.ngram[idx] @ val)
+        return value
+
+    def flags(self, vector: np.ndarray, ngrams: tuple[np.ndarray, np.ndarray]) -> bool:
+        return self.score(vector, ngrams) >= self.threshold
+
+    def to_arrays(self) -> dict[str, np.ndarray]:
+        # float32: the threshold was calibrated on these exact scores
+        return {"dense": self.dense, "ngram": self.ngram, "bias": np.array(self.bias),
+                "threshold": np.array(self.threshold)}
+
+    @classmethod
+    def from_arrays(cls, arrays) -> "CrisisDetector":
+        return cls(arrays["dense"], arrays["ngram"], float(arrays["bias"]), float(arrays["threshold"]))
+
+
 MODELS = {LinearModel.kind: LinearModel, NeighbourModel.kind: NeighbourModel}
