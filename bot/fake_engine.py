@@ -1,4 +1,4 @@
-"""The one stand-in for the dialogue engine: tests, replay fixtures, fake-server demos, benchmarks.
+"""The one stand-in for the dialogue engine: the Telegram and replay tests, the load benchmark.
 
 `FakeEngine` implements the Engine protocol (bot/telegram/engine.py: `handle(conversation_id,
 text, on_partial=None)`, `reset`, `forget`) without a store: deterministic, thread-safe, in well
