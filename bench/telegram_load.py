@@ -48,7 +48,7 @@ from bot.settings import Settings, get_settings  # noqa: E402
 from bot.telegram import build_application, get_frontend, serve  # noqa: E402
 from bot.telegram import texts  # noqa: E402
 from bot.telegram.fake_api import FakeBotAPI  # noqa: E402
-from bot.telegram.fake_engine import FakeEngine  # noqa: E402
+from bot.fake_engine import FakeEngine  # noqa: E402
 
 QUESTIONS = [
     "花呗逾期一个月会怎么样",
@@ -100,7 +100,7 @@ def load_engine(choice: str, settings: Settings, session_dir: Path):
             if choice == "real":
                 raise
             return FakeEngine(), f"fake (the real engine did not load: {type(exc).__name__}: {exc})"
-    return FakeEngine(), "fake (bot.telegram.fake_engine)"
+    return FakeEngine(), "fake (bot.fake_engine)"
 
 
 @dataclass

@@ -1,8 +1,8 @@
-"""Replay of conversation fixtures, against a tiny fake engine so these tests are fast.
+"""Replay of conversation fixtures, against the fake engine (bot/fake_engine.py) so these tests are fast.
 
 The fake understands a topic ("逾期" / "催收"), follow-ups that need one ("那怎么办"),
-/reset and a crisis phrase, which is enough to see context, fresh conversations,
-passing and failing checks, transcripts and diffs.
+/reset, a crisis phrase and EXPLODE (it raises), which is enough to see context, fresh
+conversations, passing and failing checks, transcripts and diffs.
 """
 
 from __future__ import annotations
@@ -18,39 +18,11 @@ from pathlib import Path
 import pytest
 import yaml
 
+from bot.fake_engine import REPLIES, FakeEngine
 from bot.replay import load_fixture_file, main, run_replay, transcript_path
 from bot.reply import Reply, Source
 
 REPO = Path(__file__).resolve().parents[1]
-
-
-class FakeEngine:
-    def __init__(self, partial_payment_text: str = "按约定的计划逐步还，一般不会让催收更猛。可以主动联系平台协商分期。"):
-        self.partial_payment_text = partial_payment_text
-        self.topics: dict[str, str] = {}
-        self.calls: list[tuple[str, str]] = []
-
-    def handle(self, conversation_id: str, text: str, on_partial=None) -> Reply:  # never streams
-        self.calls.append((conversation_id, text))
-        if text == "/reset":
-            self.topics.pop(conversation_id, None)
-            return Reply("好的，之前的对话已清空。", "notice")
-        if text == "boom":
-            raise RuntimeError("engine exploded")
-        if "不想活" in text:
-            return Reply("你的安全最重要。可以拨打 12356 心理援助热线。", "crisis",
-                         [Source("wellbeing-crisis-lines", "撑不住的时候，可以找谁聊聊", 0.9)])
-        if "逾期" in text or "催收" in text:
-            self.topics[conversation_id] = text
-        topic = self.topics.get(conversation_id)
-        if "还一点" in text and topic:
-            return Reply(self.partial_payment_text, "answer",
-                         [Source("collection-partial-payment", "只还一点点会不会被催得更狠", 0.8)],
-                         ["怎么申请分期", "协商要准备什么"])
-        if topic:
-            return Reply(f"关于“{topic}”：先别慌。\n保存通话录音和截图等证据。", "answer",
-                         [Source("complaints-evidence", "怎么保存证据", 0.7)], ["可以投诉吗"])
-        return Reply("你想了解哪方面？", "clarify", [], ["逾期后果", "被催收", "怎么协商"])
 
 
 PASSING = """\
@@ -128,9 +100,9 @@ def test_failing_fixture_exits_1_and_names_the_failing_turn(tmp_path, capsys):
 def test_each_conversation_gets_a_fresh_id_and_turns_run_in_order(tmp_path, capsys):
     engine = FakeEngine()
     replay(capsys, write(tmp_path, "fail.yaml", FAILING), engine=engine)
-    ids = [cid for cid, _ in engine.calls]
+    ids = [call.conversation_id for call in engine.calls]
     assert ids[0] == ids[1] and ids[2] == ids[3] and ids[0] != ids[2]
-    assert [text for _, text in engine.calls] == ["花呗逾期一个月了", "那怎么办", "那怎么办", "我不想活了"]
+    assert [call.text for call in engine.calls] == ["花呗逾期一个月了", "那怎么办", "那怎么办", "我不想活了"]
 
 
 def test_a_turn_without_expect_only_sets_context(tmp_path, capsys):
@@ -148,7 +120,7 @@ def test_an_engine_crash_fails_the_turn_and_the_replay_goes_on(tmp_path, capsys)
     fixture = write(tmp_path, "crash.yaml", """\
         name: 引擎出错
         turns:
-          - user: boom
+          - user: EXPLODE
           - user: 我不想活了
             expect: {kind: crisis}
     """)
@@ -162,7 +134,7 @@ def test_an_engine_crash_fails_the_turn_and_the_replay_goes_on(tmp_path, capsys)
 
 
 def test_text_checks_ignore_case(tmp_path, capsys):
-    engine = FakeEngine(partial_payment_text="Please NEGOTIATE an instalment plan.")
+    engine = FakeEngine(wording={"partial_payment": "Please NEGOTIATE an instalment plan."})
     fixture = write(tmp_path, "en.yaml", PASSING.replace("[协商, 分期]", "[negotiate]"))
     code, _ = replay(capsys, fixture, engine=engine)
     assert code == 0
@@ -284,7 +256,7 @@ def test_record_writes_a_transcript_beside_the_fixture(tmp_path, capsys):
     assert second == {
         "user": "我每个月只还一点点会不会催得更凶",
         "kind": "answer",
-        "text": FakeEngine().partial_payment_text,
+        "text": REPLIES["partial_payment"].text,
         "sources": ["collection-partial-payment"],
         "suggestions": ["怎么申请分期", "协商要准备什么"],
     }
@@ -301,7 +273,7 @@ def test_diff_shows_a_changed_turn(tmp_path, capsys):
     code, out = replay(capsys, "--diff", fixture)
     assert code == 0 and "no changes since the last transcript" in out
 
-    changed = FakeEngine(partial_payment_text="按约定的计划逐步还。\n也可以申请分期。")
+    changed = FakeEngine(wording={"partial_payment": "按约定的计划逐步还。\n也可以申请分期。"})
     code, out = replay(capsys, "--diff", fixture, engine=changed)
     assert code == 1
     assert f"CHANGED 小额还款会不会催得更凶 ({fixture}), turn 2: 我每个月只还一点点会不会催得更凶" in out
@@ -317,10 +289,10 @@ def test_diff_shows_a_changed_turn(tmp_path, capsys):
 def test_diff_then_record_accepts_the_change(tmp_path, capsys):
     fixture = write(tmp_path, "pass.yaml", PASSING)
     replay(capsys, "--record", fixture)
-    changed = FakeEngine(partial_payment_text="可以协商分期。")
+    changed = FakeEngine(wording={"partial_payment": "可以协商分期。"})
     code, _ = replay(capsys, "--diff", "--record", fixture, engine=changed)
     assert code == 1
-    code, _ = replay(capsys, "--diff", fixture, engine=FakeEngine(partial_payment_text="可以协商分期。"))
+    code, _ = replay(capsys, "--diff", fixture, engine=FakeEngine(wording={"partial_payment": "可以协商分期。"}))
     assert code == 0
 
 
@@ -371,7 +343,7 @@ def test_leading_replay_word_is_tolerated(tmp_path, capsys):
 COLLECTOR_CONFTEST = """
 import contextlib
 from bot.replay.pytest_plugin import make_collect_file
-from test_replay import FakeEngine  # tests/ is on PYTHONPATH
+from bot.fake_engine import FakeEngine
 
 pytest_collect_file = make_collect_file(lambda: contextlib.nullcontext(FakeEngine().handle))
 """
@@ -384,7 +356,7 @@ def test_pytest_collects_one_item_per_conversation(tmp_path):
     write(suite, "pass.transcript.yaml", "conversations: []\n")
     write(suite, "conftest.py", COLLECTOR_CONFTEST)
     write(tmp_path, "pytest.ini", "[pytest]\n")
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(REPO), str(REPO / "tests")]))
+    env = dict(os.environ, PYTHONPATH=str(REPO))
     done = subprocess.run(
         [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-v", "-rN", "conversations"],
         cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120,
@@ -416,7 +388,7 @@ def test_junit_stays_valid_with_control_characters_and_crashes(tmp_path, capsys)
               expect: {kind: answer}
         - name: 引擎出错
           turns:
-            - user: boom
+            - user: EXPLODE
     """)
     report = tmp_path / "replay.xml"
     code, _ = replay(capsys, "--junit", report, fixture)
@@ -497,7 +469,7 @@ def test_telegram_replies_are_rebuilt_from_what_telegram_showed(tmp_path):
         assert start.kind == "notice" and len(start.suggestions) >= 2
         assert transport("replay-c", "").kind == "clarify"  # Telegram has no empty messages: "send text"
     # Each conversation had its own chat, and the engine only saw Telegram's conversation ids.
-    conversations = {cid for cid, _ in engine.calls}
+    conversations = {call.conversation_id for call in engine.calls}
     assert len(conversations) == 1 and next(iter(conversations)).startswith("tg:")
 
 

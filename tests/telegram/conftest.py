@@ -1,38 +1,32 @@
 """Fixtures for the Telegram front end: a fake Bot API, a bot running against it, engines.
 
-Two engines:
+Both engines are `FakeEngine` (bot/fake_engine.py), which records every call and reply:
 
-- `real_engine`: the session-wide real dialogue engine (tests/conftest.py's
-  `fresh_engine`: the test knowledge store, sessions wiped per test), wrapped
-  by `ScriptedEngine` only to record calls and replies. The end-to-end tests
-  of what users see (`real_bot`) run on it.
-- `scripted`: `ScriptedEngine` around the fake engine (bot/telegram/fake_engine.py),
-  for tests that need a controlled behaviour: an over-long answer, a slow or
-  failing engine, ordering, shutdown. It answers texts carrying a marker
-  (LONG_ANSWER, EXPLODE, ...) from its script and passes everything else to the
-  fake engine. TELEGRAM_TEST_ENGINE=real passes everything else to the real
-  engine instead; the suite passes with both.
+- `real_engine`: the fake in front of the session-wide real dialogue engine (tests/conftest.py's
+  `fresh_engine`: the test knowledge store, sessions wiped per test), which answers every
+  message: the tests on it send none of the fake's markers, so the fake only records. The
+  end-to-end tests of what users see (`real_bot`) run on it.
+- `scripted`: the fake on its own, for tests that need a controlled behaviour: an over-long
+  answer, a slow or failing engine, ordering, shutdown. Texts carrying a marker (LONG_ANSWER,
+  EXPLODE, FOLLOWUPS, ...) or one of a test's own triggers (`engine.script[...]`) get the
+  fake's scripted reply. TELEGRAM_TEST_ENGINE=real passes everything else to the real engine
+  instead of the fake's small conversation; the suite passes with both.
 """
 
 from __future__ import annotations
 
 import asyncio
-import inspect
 import os
-import threading
-import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import pytest
 from telegram import Update
 from telegram.ext import Application
 
-from bot.reply import Reply, Source
+from bot.fake_engine import FakeEngine
 from bot.settings import Settings
 from bot.telegram import build_application, get_frontend, serve
 from bot.telegram.fake_api import FakeBotAPI, SentMessage
-from bot.telegram.fake_engine import LONG_PARAGRAPH, FakeEngine
 from bot.telegram.handlers import FrontEnd
 
 try:  # a real redis-server on loopback (tests/test_sessions.py starts it), for buttons shared through Redis
@@ -42,104 +36,19 @@ except ImportError:  # the fixtures live in tests/conftest.py instead
 
 
 @pytest.fixture
-def inner_engine(request):
-    """What `scripted` passes unmarked texts to: the fake engine, or the real one with
-    TELEGRAM_TEST_ENGINE=real."""
-    if os.environ.get("TELEGRAM_TEST_ENGINE") == "real":
-        return request.getfixturevalue("fresh_engine")
-    return FakeEngine()
-
-
-class ScriptedEngine:
-    """Wraps an engine: records every call, and answers marked texts from a script."""
-
-    def __init__(self, inner) -> None:
-        self.inner = inner
-        self.calls: list[tuple[str, str, str | None]] = []  # (method, conversation_id, text)
-        self.replies: list[Reply] = []  # every Reply returned, in order
-        self.script: dict[str, Callable[[str], Reply]] = {}
-        self.release = threading.Event()  # lets "HANG" calls finish
-        self._lock = threading.Lock()
-
-    def texts(self) -> list[str]:
-        with self._lock:
-            return [text for method, _, text in self.calls if method == "handle" and text is not None]
-
-    def handle(self, conversation_id: str, text: str, on_partial=None) -> Reply:
-        with self._lock:
-            self.calls.append(("handle", conversation_id, text))
-        for marker, action in self.script.items():
-            if marker in text:
-                # A script action may stream: action(text, on_partial).
-                streams = len(inspect.signature(action).parameters) > 1
-                return self._keep(action(text, on_partial) if streams else action(text))
-        if on_partial is not None and "on_partial" in inspect.signature(self.inner.handle).parameters:
-            return self._keep(self.inner.handle(conversation_id, text, on_partial=on_partial))
-        return self._keep(self.inner.handle(conversation_id, text))
-
-    def reset(self, conversation_id: str) -> Reply:
-        with self._lock:
-            self.calls.append(("reset", conversation_id, None))
-        return self._keep(self.inner.reset(conversation_id))
-
-    def forget(self, conversation_id: str) -> Reply:
-        with self._lock:
-            self.calls.append(("forget", conversation_id, None))
-        return self._keep(self.inner.forget(conversation_id))
-
-    def _keep(self, reply: Reply) -> Reply:
-        with self._lock:
-            self.replies.append(reply)
-        return reply
-
-
-def long_reply(_: str) -> Reply:
-    body = "\n\n".join(f"第{i}部分：{LONG_PARAGRAPH}" for i in range(1, 7))
-    return Reply(body, "answer", [Source("faq-x", "示例来源", 0.9)], ["还款协商怎么做"])
-
-
-def explode(_: str) -> Reply:
-    raise RuntimeError("engine failed on purpose")
-
-
-def clarify_reply(_: str) -> Reply:
-    return Reply("你最想先了解哪方面？", "clarify", [], ["逾期后会怎么催收", "逾期对征信有什么影响"])
-
-
-def followup_reply(text: str) -> Reply:
-    return Reply(f"回答：{text}", "answer", [Source("faq-y", "《某规范》 <第1条> & 说明", 0.8)],
-                 ["怎么和平台协商分期还款", "如果催收人员在晚上十点以后还一直打电话给我的家人和同事，我应该怎么保存证据并投诉"])
-
-
-def slow_reply(text: str) -> Reply:
-    time.sleep(1.2)
-    return Reply(f"慢回答：{text}", "answer")
+def real_engine(fresh_engine) -> FakeEngine:
+    """The real dialogue engine (sessions wiped) answering everything, its calls and replies recorded."""
+    return FakeEngine(fallback=fresh_engine)
 
 
 @pytest.fixture
-def real_engine(fresh_engine) -> ScriptedEngine:
-    """The real dialogue engine (sessions wiped), recording calls and replies; no script."""
-    return ScriptedEngine(fresh_engine)
-
-
-@pytest.fixture
-def scripted(inner_engine) -> ScriptedEngine:
-    wrapped = ScriptedEngine(inner_engine)
-    wrapped.script.update({
-        "LONG_ANSWER": long_reply,
-        "EXPLODE": explode,
-        "CLARIFY_ME": clarify_reply,
-        "FOLLOWUPS": followup_reply,
-        "SLOW_ANSWER": slow_reply,
-    })
-
-    def hang(text: str) -> Reply:
-        wrapped.release.wait(10)
-        return Reply("太晚了", "answer")
-
-    wrapped.script["HANG"] = hang
-    yield wrapped
-    wrapped.release.set()
+def scripted(request) -> FakeEngine:
+    """The fake engine; with TELEGRAM_TEST_ENGINE=real, the real one answers what the fake's
+    markers and the test's own triggers do not."""
+    real = request.getfixturevalue("fresh_engine") if os.environ.get("TELEGRAM_TEST_ENGINE") == "real" else None
+    engine = FakeEngine(fallback=real)
+    yield engine
+    engine.release.set()  # a HANG call still waiting finishes
 
 
 def make_settings(api: FakeBotAPI, **overrides) -> Settings:
@@ -166,7 +75,7 @@ def tg_settings(api) -> Settings:
 class RunningBot:
     api: FakeBotAPI
     app: Application
-    engine: ScriptedEngine
+    engine: FakeEngine
     stop: asyncio.Event
     task: asyncio.Task
     frontend: FrontEnd = field(init=False)
@@ -249,7 +158,7 @@ class InProcessBot:
 
     api: FakeBotAPI
     app: Application
-    engine: ScriptedEngine
+    engine: FakeEngine
 
     @property
     def frontend(self) -> FrontEnd:
@@ -276,7 +185,7 @@ class InProcessBot:
         return unread
 
 
-async def _make_inproc(settings_overrides: dict, scripted: ScriptedEngine, api: FakeBotAPI | None = None) -> InProcessBot:
+async def _make_inproc(settings_overrides: dict, scripted: FakeEngine, api: FakeBotAPI | None = None) -> InProcessBot:
     api = api or FakeBotAPI()
     values = {"rate_limit_messages": 50, "rate_limit_window_s": 30.0, **settings_overrides}
     settings = Settings(_env_file=None, telegram_bot_token=api.token, **values)

@@ -16,7 +16,7 @@ import pytest
 from bot.reply import Reply, Source
 from bot.telegram import get_frontend, texts
 from bot.telegram.fake_api import parse_telegram_html
-from bot.telegram.fake_engine import LONG_PARAGRAPH
+from bot.fake_engine import LONG_PARAGRAPH
 from bot.telegram.format import render_reply, source_label
 
 pytestmark = pytest.mark.filterwarnings("ignore::telegram.warnings.PTBDeprecationWarning")
@@ -334,7 +334,7 @@ async def test_process_stops_gracefully_on_signal(api, signum):
     """`run()` in its own process: answers, then exits cleanly within seconds of the signal."""
     env = {**os.environ, "TELEGRAM_BOT_TOKEN": api.token, "TELEGRAM_BASE_URL": api.base_url,
            "LOG_LEVEL": "INFO", "PYTHONPATH": str(ROOT)}
-    code = ("from bot.telegram import run; from bot.telegram.fake_engine import FakeEngine; "
+    code = ("from bot.telegram import run; from bot.fake_engine import FakeEngine; "
             "run(engine=FakeEngine())")
     process = await asyncio.create_subprocess_exec(sys.executable, "-c", code, cwd=str(ROOT), env=env,
                                                    stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
