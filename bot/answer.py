@@ -15,7 +15,7 @@ import time
 from dataclasses import dataclass, field, replace
 
 from bot import texts
-from bot.answer_text import closing_note, first_line
+from bot.answer_text import closing_note, first_line, hotline_line
 from bot.answerability import Decision
 from bot.calibration import BUNDLED_THRESHOLDS, Thresholds
 from bot.reply import Reply, Source
@@ -336,8 +336,9 @@ class AnswerEngine:
         if runner_up is not None:
             # Two entries fit about equally well: answer from the first and say in one
             # line what the second adds, so a near miss still reaches the person.
+            line = hotline_line if runner_up.unit.id == self.lexicon.route("support") else first_line
             body = f"{body}\n\n" + texts.ALSO_RELEVANT.format(title=runner_up.unit.title,
-                                                               first_line=first_line(runner_up.unit.body))
+                                                               first_line=line(runner_up.unit.body))
         body = closing_note(body, [unit] + ([runner_up.unit] if runner_up else []),
                             self.lexicon.topics_of("disclaimer"))
         others = [h for h in result.hits[1:] if h is not runner_up]

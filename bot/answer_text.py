@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from bot import texts
 
 
@@ -25,3 +27,12 @@ def closing_note(body: str, units: list, disclaimer_topics=()) -> str:
 def first_line(text: str) -> str:
     """An entry's direct first sentence (its answers are written to start with one)."""
     return text.strip().split("\n", 1)[0].strip()
+
+
+def hotline_line(text: str) -> str:
+    """The entry's first line that gives a helpline's number ("心理援助热线 12356"), else its
+    first line: what an upset person most needs from the support entry when it comes second."""
+    for line in text.strip().split("\n"):
+        if re.search(r"热线\D{0,6}\d{3,}|hotline\D{0,6}\d{3,}", line, re.I):
+            return line.strip().lstrip("-").strip()
+    return first_line(text)

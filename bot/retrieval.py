@@ -26,6 +26,8 @@ from bot.lexicon import Lexicon
 from bot.reply import Source, SourceRef, basis_text
 from bot.calibration import BUNDLED_THRESHOLDS, Thresholds, check_prompts, thresholds_of
 from bot.embeddings import Embedder, embedder_for
+from bot.entry_classifier import EntryClassifier
+from bot.judgement.features import message_features
 from bot.settings import Settings
 from bot.store import KnowledgeStore, Manifest, check_embedding_model, open_store
 from bot.textnorm import init_tokenizer, keyword_expansion, lexical_tokens, normalise_query
@@ -136,13 +138,15 @@ class _Index:
     """One store version, loaded: its Chroma collection, the units and the BM25 index."""
 
     def __init__(self, manifest: Manifest, collection, lexicon: Lexicon,
-                 judge: Judge | None, answerability: Answerability | None = None) -> None:
+                 judge: Judge | None, answerability: Answerability | None = None,
+                 entries: EntryClassifier | None = None) -> None:
         from rank_bm25 import BM25Okapi
 
         self.manifest = manifest
         self.lexicon = lexicon
         self.judge = judge
         self.answerability = answerability
+        self.entries = entries
         self.collection = collection
         got = collection.get(include=["documents", "metadatas"])
         self.chunk_ids: list[str] = list(got["ids"])
@@ -242,7 +246,9 @@ class Retriever:
                         "judge messages (add knowledge/judgement/ and re-run ingest)", manifest.version)
         answerability_bytes = self.store.read_blob(manifest, "answerability")
         answerability = Answerability.from_bytes(answerability_bytes) if answerability_bytes else None
-        index = _Index(manifest, collection, lexicon, judge, answerability)
+        entries_bytes = self.store.read_blob(manifest, "entries")
+        entries = EntryClassifier.from_bytes(entries_bytes) if entries_bytes else None
+        index = _Index(manifest, collection, lexicon, judge, answerability, entries)
         log.info("knowledge version=%s chunks=%d units=%d loaded", manifest.version,
                  len(index.chunk_ids), len(index.units))
         return index
@@ -346,6 +352,15 @@ class Retriever:
                 hit.lexical = max(hit.lexical, score)
                 hit.lexical_rank = min(rank, hit.lexical_rank or rank)
                 hit.score += weight / (RRF_K + rank)
+        if index.entries is not None and mode == "hybrid" and hits:
+            # A third leg, fused by rank like the others: the entry classifier, which tells close
+            # entries apart by the words that distinguish them (bot/entry_classifier.py). It votes
+            # only for entries it recognises (a positive score) and that the other legs found.
+            scores = index.entries.scores(self.embedder.query_vector(normalised), message_features(normalised))
+            recognised = sorted((uid for uid, v in scores.items() if v > 0), key=lambda uid: -scores[uid])
+            for rank, uid in enumerate(recognised, start=1):
+                if uid in hits:
+                    hits[uid].score += 1.0 / (RRF_K + rank)
         # Ties (one leg says A then B, the other B then A) are frequent with two
         # legs; they go to the unit both legs are more sure of, by score.
         top_lexical = max((h.lexical for h in hits.values()), default=0.0) or 1.0

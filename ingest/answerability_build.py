@@ -25,7 +25,7 @@ from bot.textnorm import normalise_query
 log = logging.getLogger(__name__)
 
 # Bump when the features or the fitting change: the next ingest fits the model again.
-ANSWERABILITY_FORMAT = "answerability-1"
+ANSWERABILITY_FORMAT = "answerability-5"  # fitted on candidates ordered with the entry classifier
 WRONG_TARGET = 0.03
 # Offer a choice between two entries only where, out-of-fold, at least this share of
 # such choices would contain an acceptable entry.

@@ -184,6 +184,7 @@ class IngestService:
                            "judgement_messages": len(messages),
                            "judgement_model": MODEL_KIND if messages else None},
                 )
+                self._write_entry_classifier(manifest, knowledge.units, folder)
                 self._write_answerability(manifest, folder)
                 self.store.publish(manifest)
             except BaseException:
@@ -241,6 +242,16 @@ class IngestService:
             return self.store.resolve_pointer()
         except StoreMissingError:
             return None, None
+
+    def _write_entry_classifier(self, manifest: Manifest, units, folder: Path) -> None:
+        """Fit which-entry-is-meant on this version's entries (retrieval reorders its best
+        candidates with it; the answerability model is fitted after, on that order)."""
+        from ingest.entry_classifier_build import fit_entry_classifier, training_examples
+
+        texts, labels = training_examples(units, tuning_questions(folder))
+        model = fit_entry_classifier(texts, labels, self.embedder)
+        if model is not None:
+            self.store.write_blob(manifest.version, "entries", model.to_bytes())
 
     def _write_answerability(self, manifest: Manifest, folder: Path) -> None:
         """Fit the answer / clarify / decline decision on the version just written (before publishing it)."""

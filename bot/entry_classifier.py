@@ -1,0 +1,45 @@
+"""Which entry is this question about? A classifier learned from the entries' own
+paraphrased questions (and the tuning part of the labelled question sets).
+
+Similarity retrieval ranks entries by how much a question resembles their text;
+close entries ("只还最低还款算逾期吗" / "还款日当天几点截止") resemble each other too.
+A linear model over the same two views as the judgement (sentence embedding and
+hashed character n-grams and words) learns which words tell the entries apart.
+Retrieval uses it to reorder its best candidates (bot/retrieval.py); it is
+fitted at ingest for each version (ingest/entry_classifier_build.py) and
+evaluated in docs/entry-classifier.md.
+"""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+
+
+class EntryClassifier:
+    def __init__(self, ids: list[str], dense: np.ndarray, ngram: np.ndarray, bias: np.ndarray) -> None:
+        self.ids = list(ids)
+        self.dense = np.asarray(dense, dtype=np.float32)  # (entries, dimension)
+        self.ngram = np.asarray(ngram, dtype=np.float32)  # (entries, FEATURES)
+        self.bias = np.asarray(bias, dtype=np.float32)    # (entries,)
+        self.position = {uid: i for i, uid in enumerate(self.ids)}
+
+    def scores(self, vector: np.ndarray, ngrams: tuple[np.ndarray, np.ndarray]) -> dict[str, float]:
+        """Each entry's score for this question (higher: more likely the entry meant)."""
+        idx, val = ngrams
+        values = self.dense @ np.asarray(vector, dtype=np.float32) + self.bias
+        if len(idx):
+            values = values + self.ngram[:, idx] @ val
+        return {uid: float(v) for uid, v in zip(self.ids, values)}
+
+    def to_bytes(self) -> bytes:
+        buffer = io.BytesIO()
+        np.savez_compressed(buffer, ids=np.array(self.ids), dense=self.dense.astype(np.float16),
+                            ngram=self.ngram.astype(np.float16), bias=self.bias)
+        return buffer.getvalue()
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> "EntryClassifier":
+        with np.load(io.BytesIO(data), allow_pickle=False) as arrays:
+            return cls([str(x) for x in arrays["ids"]], arrays["dense"], arrays["ngram"], arrays["bias"])

@@ -1,0 +1,54 @@
+"""Fit the entry classifier (bot/entry_classifier.py) at ingest, for the version being written.
+
+Examples: every entry's title and paraphrased questions, and the tuning part of the
+labelled question sets (a question with its first acceptable entry). The held-out
+part is never seen, so `python -m bot eval` still measures questions it did not learn.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from bot.entry_classifier import EntryClassifier
+from bot.judgement.features import FEATURES, message_features
+from bot.textnorm import normalise_query
+
+ENTRY_C = 1.0  # LinearSVC's default; 0.3 and 3 were no better out-of-fold (docs/entry-classifier.md)
+
+
+def training_examples(units, questions: list[tuple[str, list[str]]]) -> tuple[list[str], list[str]]:
+    """(texts, entry ids): titles and paraphrases of `units`, then `questions` (text, acceptable ids)."""
+    texts, labels = [], []
+    known = {u.id for u in units}
+    for unit in units:
+        for text in (unit.title, *unit.questions):
+            if text:
+                texts.append(text)
+                labels.append(unit.id)
+    for text, ids in questions:
+        first = next((i for i in ids if i in known), None)
+        if first is not None:
+            texts.append(text)
+            labels.append(first)
+    return texts, labels
+
+
+def fit_entry_classifier(texts: list[str], labels: list[str], embedder) -> EntryClassifier | None:
+    from sklearn.svm import LinearSVC
+
+    from ingest.judgement_build import DENSE_SCALE, design_matrix, embed_by_length
+
+    ids = sorted(set(labels))
+    if len(ids) < 2:
+        return None
+    normalised = [normalise_query(t) for t in texts]
+    vectors = embed_by_length(normalised, embedder)
+    design = design_matrix(vectors, [message_features(t) for t in normalised])
+    position = {uid: i for i, uid in enumerate(ids)}
+    y = np.array([position[label] for label in labels])
+    clf = LinearSVC(C=ENTRY_C, random_state=0).fit(design, y)
+    coef = clf.coef_ if len(ids) > 2 else np.vstack([-clf.coef_, clf.coef_])
+    intercept = clf.intercept_ if len(ids) > 2 else np.array([-clf.intercept_[0], clf.intercept_[0]])
+    dim = vectors.shape[1]
+    assert coef.shape[1] == dim + FEATURES
+    return EntryClassifier(ids, coef[:, :dim] * DENSE_SCALE, coef[:, dim:], intercept)
