@@ -44,7 +44,8 @@ def evaluate(kind: str, tuning, held_out, embedder) -> dict:
     probabilities = [model.probabilities(v, g) for v, g in zip(h_vectors, h_ngrams)]
     predicted = [judge.decide(p) for p in probabilities]
     per_message_ms = (time.perf_counter() - started) * 1000 / max(len(held_out), 1)
-    lines_first = [LABELS[p] == "crisis" or judge.at_risk(v, g) for p, v, g in zip(predicted, h_vectors, h_ngrams)]
+    lines_first = [LABELS[p] == "crisis" or judge.at_risk(v, g, q)
+                   for p, v, g, q in zip(predicted, h_vectors, h_ngrams, probabilities)]
     metrics = label_metrics([(LABELS[t], LABELS[p]) for t, p in zip(h_labels, predicted)], lines_first)
     metrics.update(build_s=round(build_s, 2), per_message_ms=round(per_message_ms, 3),
                    size_kb=round(len(judge.to_bytes()) / 1024),

@@ -174,9 +174,8 @@ class AnswerEngine:
             unit = self.routed("crisis")
             if unit is not None and all(s.id != unit.id for s in outcome.reply.sources):
                 outcome.reply.sources.append(_source(unit, 0.0))
-        if outcome.assessment.evasion_words and not outcome.assessment.evasion and outcome.reply.kind == "answer":
-            # Heard as a victim (or a relative) in words an evader would use: the help first,
-            # then one line for the other reading, without lecturing.
+        if outcome.assessment.both_readings and outcome.reply.kind == "answer":
+            # A victim or a relative in an evader's words: the help, then one line for the other reading.
             outcome.reply.text = outcome.reply.text.rstrip() + "\n\n" + texts.NO_EVASION_HELP_LINE
         return outcome
 
@@ -197,7 +196,8 @@ class AnswerEngine:
         if assessment.crisis:
             return self.crisis(started, assessment, message)
         if assessment.empty:
-            return self.clarify(texts.CLARIFY_EMPTY, started, assessment=assessment)
+            text = texts.CLARIFY_UPSET if assessment.label == "distress" else texts.CLARIFY_EMPTY  # "😭😭"
+            return self.clarify(text, started, assessment=assessment)
         # In context (an answer to the bot's own question, an elliptical follow-up) a bare
         # "两天" or "那怎么办" is about the conversation's topic, whatever it sounds like alone.
         if assessment.out_of_scope and not in_context:

@@ -5,9 +5,9 @@ Similarity retrieval ranks entries by how much a question resembles their text;
 close entries ("只还最低还款算逾期吗" / "还款日当天几点截止") resemble each other too.
 A linear model over the same two views as the judgement (sentence embedding and
 hashed character n-grams and words) learns which words tell the entries apart.
-Retrieval uses it to reorder its best candidates (bot/retrieval.py); it is
-fitted at ingest for each version (ingest/entry_classifier_build.py) and
-evaluated in docs/entry-classifier.md.
+Retrieval fuses it as a third leg, voting only for entries it recognises
+(bot/retrieval.py); it is fitted at ingest for each version
+(ingest/entry_classifier_build.py) and evaluated in docs/entry-classifier.md.
 """
 
 from __future__ import annotations
@@ -23,7 +23,6 @@ class EntryClassifier:
         self.dense = np.asarray(dense, dtype=np.float32)  # (entries, dimension)
         self.ngram = np.asarray(ngram, dtype=np.float32)  # (entries, FEATURES)
         self.bias = np.asarray(bias, dtype=np.float32)    # (entries,)
-        self.position = {uid: i for i, uid in enumerate(self.ids)}
 
     def scores(self, vector: np.ndarray, ngrams: tuple[np.ndarray, np.ndarray]) -> dict[str, float]:
         """Each entry's score for this question (higher: more likely the entry meant)."""

@@ -361,8 +361,8 @@ class Retriever:
             for rank, uid in enumerate(recognised, start=1):
                 if uid in hits:
                     hits[uid].score += 1.0 / (RRF_K + rank)
-        # Ties (one leg says A then B, the other B then A) are frequent with two
-        # legs; they go to the unit both legs are more sure of, by score.
+        # Ties (one leg says A then B, another B then A) are frequent; they go to the unit
+        # the dense and keyword legs are more sure of, by score.
         top_lexical = max((h.lexical for h in hits.values()), default=0.0) or 1.0
         ranked = sorted(hits.values(), key=lambda h: (-round(h.score, 6), -(h.dense + h.lexical / top_lexical)))
         result.hits = ranked

@@ -29,6 +29,9 @@ VAGUE = re.compile(r"^(那|那我|那要|所以|然后|那现在|现在)?(我)?(
                    + _WHAT_NOW + r"?|花呗|借呗|催收)"
                    r"[了啊呀吗呢吧嘛,，。.!！?？~～ ]*$")
 _WORDS = re.compile(r"[\w\u4e00-\u9fff]")
+# Emoji-only messages that say someone is upset: answered with the support entry, not "好的".
+SAD_EMOJI = re.compile("[\U0001f62d\U0001f622\U0001f494\U0001f61e\U0001f614\U0001f625\U0001f630\U0001f631"
+                       "\U0001f629\U0001f62b\U0001f97a\U0001f613\u2639\U0001f641]")
 # Something to judge: words, or emoji ("👍", "🙏" are thanks, not an empty message).
 _CONTENT = re.compile(r"[\w\u4e00-\u9fff\u2600-\u27bf\U0001f000-\U0001faff]")
 # A routed reply (the threat reply, support first) replaces the answer to the question:
@@ -65,6 +68,12 @@ class Assessment:
         return self.crisis or self.crisis_risk
 
     @property
+    def both_readings(self) -> bool:
+        """A victim or a relative in an evader's words, not in danger: one line for the other
+        reading ends the reply (never for someone threatened or at risk: no lecture there)."""
+        return self.evasion_words and self.label in ("victim", "relative") and not self.crisis_risk
+
+    @property
     def evasion(self) -> bool:
         return self.label == "evasion"
 
@@ -85,8 +94,12 @@ def assess(normalised: str, judge: Judge | None, vector, overrides: Overrides | 
         return Assessment(label="vague", empty=True)
     greeting = bool(GREETINGS.match(text.replace(" ", "")))
     judgement = judge.judge(text, vector(text)) if judge is not None else _without_model(text, greeting, overrides or Overrides())
-    label = judgement.label
-    if label != "crisis" and is_vague(text) and judgement.rule is None:
+    label, rule = judgement.label, judgement.rule
+    if label != "crisis" and not _WORDS.search(text):
+        if SAD_EMOJI.search(text):  # "😭😭": someone upset, asked gently what happened
+            return Assessment(label="distress", empty=True, wordless=True, scores=judgement.scores)
+        label = "smalltalk"  # "👍", "🙏": a friendly word back
+    elif label != "crisis" and is_vague(text) and judgement.rule is None:
         label = "vague"  # only "我逾期了", "花呗", "怎么办": nothing in it to be a victim's report or a threat
     elif label in SHAPE_OVERRIDABLE:
         # The shapes are exact: a whole message that is a greeting, thanks, "你是谁", or
@@ -101,7 +114,7 @@ def assess(normalised: str, judge: Judge | None, vector, overrides: Overrides | 
             label = "domain"
     return Assessment(label=label, wordless=not _WORDS.search(text),
                       greeting=greeting and label in ("smalltalk", "vague"),
-                      speaker=judgement.speaker, rule=judgement.rule, certain=judgement.certain,
+                      speaker=judgement.speaker, rule=rule, certain=judgement.certain,
                       crisis_risk=judgement.crisis_risk, evasion_words=judgement.evasion_words,
                       scores=judgement.scores)
 

@@ -103,4 +103,3 @@ def _clarify_threshold(oof, y, question_of, position, answer_at: float) -> float
         if offered and sum(1 for r in offered if y[r[0]] or y[r[1]]) / len(offered) >= CLARIFY_PRECISION:
             return float(round(threshold, 2))
     return 1.0  # never: no threshold made a choice between two entries reliable
-

@@ -23,6 +23,7 @@ from bot.store import (IngestLock, KnowledgeStore, Manifest, StoreMissingError, 
                        new_version_id, open_store)
 from ingest.chunking import Chunk, chunk_units
 from ingest.answerability_build import ANSWERABILITY_FORMAT, tuning_questions
+from ingest.entry_classifier_build import ENTRY_CLASSIFIER_FORMAT
 from ingest.judgement_build import JUDGEMENT_FORMAT, MODEL_KIND, build_judge
 from ingest.judgement_data import LabelledMessage, content_hash, load_labelled_messages
 from ingest.knowledge import load_knowledge
@@ -123,7 +124,8 @@ class IngestService:
         # Questions the crisis lines answer are not false alarms: they are left out.
         crisis_entry = lexicon.route("crisis") if lexicon else None
         questions = [q for q, ids in tuning_questions(folder) if ids and crisis_entry not in ids]
-        judgement_hash = self._judgement_hash(messages, lexicon_text, questions)
+        labelled = [f"{q}\t{','.join(ids)}" for q, ids in tuning_questions(folder)]
+        judgement_hash = self._judgement_hash(messages, lexicon_text, labelled)
 
         with IngestLock(self.store):
             current, report.pointer_problem = self._current()
@@ -217,9 +219,10 @@ class IngestService:
         return messages, lexicon
 
     def _judgement_hash(self, messages: list[LabelledMessage], lexicon_text: str, questions: list[str]) -> str:
-        # The answerability format too: both models are fitted when this changes (a new
-        # version is written even when no entry changed).
-        payload = "\n".join([JUDGEMENT_FORMAT, ANSWERABILITY_FORMAT, MODEL_KIND, self.settings.embedding_model,
+        # Also the answerability and entry-classifier formats and the labelled tuning questions
+        # (with their entries): the models fitted from them change with them, so a new version
+        # is written even when no entry changed.
+        payload = "\n".join([JUDGEMENT_FORMAT, ANSWERABILITY_FORMAT, ENTRY_CLASSIFIER_FORMAT, MODEL_KIND, self.settings.embedding_model,
                              content_hash(messages) if messages else "-", lexicon_text, *sorted(questions)])
         return hashlib.sha1(payload.encode("utf-8")).hexdigest()[:16]
 
@@ -244,8 +247,8 @@ class IngestService:
             return None, None
 
     def _write_entry_classifier(self, manifest: Manifest, units, folder: Path) -> None:
-        """Fit which-entry-is-meant on this version's entries (retrieval reorders its best
-        candidates with it; the answerability model is fitted after, on that order)."""
+        """Fit which-entry-is-meant on this version's entries (a third retrieval leg; the
+        answerability model is fitted after, on retrieval that uses it)."""
         from ingest.entry_classifier_build import fit_entry_classifier, training_examples
 
         texts, labels = training_examples(units, tuning_questions(folder))

@@ -12,7 +12,7 @@ import pytest
 from bot.answer_text import hotline_line
 from bot.embeddings import get_embedder
 from bot.entry_classifier import EntryClassifier
-from bot.judgement.features import message_features
+from bot.judgement.features import FEATURES, message_features
 from bot.settings import BUNDLED_EMBEDDING_MODEL
 from bot.textnorm import normalise_query
 from ingest.entry_classifier_build import fit_entry_classifier, training_examples
@@ -94,7 +94,7 @@ def test_it_votes_only_for_entries_it_recognises(tmp_path):
 
     def with_biases(biases: dict[str, float]) -> list[str]:
         bias = np.array([biases.get(uid, -1.0) for uid in ids])
-        index.entries = EntryClassifier(ids, np.zeros((len(ids), dimension)), np.zeros((len(ids), 1 << 15)), bias)
+        index.entries = EntryClassifier(ids, np.zeros((len(ids), dimension)), np.zeros((len(ids), FEATURES)), bias)
         return [h.unit.id for h in retriever.search(question, k=5).hits]
 
     index.entries = None
@@ -104,7 +104,7 @@ def test_it_votes_only_for_entries_it_recognises(tmp_path):
     second = next(h for h in plain[1:] if h.score + 1.0 / (RRF_K + 1) > plain[0].score)
     assert with_biases({second.unit.id: 2.0})[0] == second.unit.id
     # Recognising an entry neither leg found does not bring it in.
-    absent = next(uid for uid in ids if uid not in {h.unit.id for h in retriever.search(question, k=60).hits})
+    absent = next(uid for uid in ids if uid not in {h.unit.id for h in retriever.search(question, k=len(ids)).hits})
     assert absent not in with_biases({absent: 5.0})
 
 

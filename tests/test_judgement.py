@@ -49,6 +49,7 @@ OVERRIDE_CASES = [
     ("evasion", "催收骂我是老赖", False),
     ("evasion", "催收说我转移财产 要去法院告我", False),
     ("evasion", "不是我不想还 是他们骂得太难听", False),
+    ("evasion", "催收打电话骂我 说我不想还", False),  # quoting the collector
     ("evasion", "他们说我不还钱就别想活了", False),
     ("evasion", "有人冒充催收说我欠钱跑路", False),
     ("evasion", "我想跑路 去外地躲几年", True),

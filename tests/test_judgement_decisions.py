@@ -25,16 +25,15 @@ LEXICON = Lexicon.from_yaml((ROOT / "knowledge" / "lexicon.yaml").read_text(enco
 
 
 # ------------------------------------------------------------------ crisis detector threshold
-def test_the_threshold_catches_the_target_share_of_crises():
+def test_the_threshold_catches_the_target_share_of_crises_and_no_more():
     crises = np.linspace(0.0, 1.0, 200)  # out-of-fold scores of 200 tuning crises
     threshold = calibrate_threshold(crises, np.zeros(0))
-    assert np.mean(crises >= threshold) >= crisis_build.CRISIS_LINES_TARGET
-    assert np.mean(crises >= threshold) < 1.0  # not lower than it needs to be
+    assert np.sum(crises >= threshold) == int(np.ceil(crisis_build.CRISIS_LINES_TARGET * 200))
 
 
 def test_the_threshold_rises_rather_than_alarm_too_many_askers():
     crises = np.linspace(0.0, 1.0, 200)
-    questions = np.linspace(-1.0, 0.5, 100)  # a quarter of the questions score above 0.125
+    questions = np.linspace(-1.0, 0.5, 100)  # a third of these would be flagged at the target alone
     threshold = calibrate_threshold(crises, questions)
     assert np.mean(questions >= threshold) <= crisis_build.QUESTION_ALARM_LIMIT
     assert np.mean(crises >= threshold) < crisis_build.CRISIS_LINES_TARGET  # the limit wins, knowingly
@@ -66,16 +65,40 @@ class _FixedModel:
         return self.p
 
     def to_arrays(self):
-        return {"dense": np.zeros((len(LABELS), 1)), "ngram": np.zeros((len(LABELS), 1)), "bias": np.log(self.p)}
+        return {"dense": np.zeros((len(LABELS), 1)), "ngram": np.zeros((len(LABELS), FEATURES)), "bias": np.log(self.p)}
 
 
 EVASION_WORDS_CASES = [
-    # (what the model hears, message with evasion words, label, answered both ways)
+    # (what the model hears, message with evasion words, label, evasion words noted)
     ({"victim": 0.9, "evasion": 0.1}, "有人在群里造谣说我是老赖 想跑路", "victim", True),
+    ({"threat": 0.9, "evasion": 0.1}, "催收说要打断我的腿 我想跑路", "threat", True),
     ({"relative": 0.7, "evasion": 0.3}, "我妹欠了借呗 家里人不想让她还 怎么躲催收", "relative", True),
     ({"evasion": 0.9, "victim": 0.1}, "我想跑路 去外地躲几年", "evasion", False),
     ({"domain": 0.8, "evasion": 0.2}, "告诉我怎么不还花呗", "evasion", False),
 ]
+
+
+def test_evasion_words_win_when_only_the_offsets_made_it_a_victim():
+    # The model itself hears an evader (0.6); the evasion offset alone turns it into a victim.
+    offsets = np.zeros(len(LABELS))
+    offsets[INDEX["evasion"]] = -4.0
+    judge = Judge(_FixedModel({"evasion": 0.6, "victim": 0.4}), offsets, LEXICON.overrides)
+    judgement = judge.judge(normalise_query("我想跑路 去外地躲几年"), np.zeros(8, dtype=np.float32))
+    assert (judgement.label, judgement.rule, judgement.evasion_words) == ("evasion", "evasion", False)
+
+
+def test_a_store_from_before_the_detector_still_flags_a_crisis_risk():
+    import io
+
+    model = _FixedModel({"crisis": 0.2, "domain": 0.8})
+    risk = np.zeros(len(LABELS))
+    risk[INDEX["crisis"]] = 2.0  # the old second crisis offset
+    buffer = io.BytesIO()
+    np.savez_compressed(buffer, kind=np.array("linear"), labels=np.array(LABELS), offsets=np.zeros(len(LABELS)),
+                        risk_offsets=risk, **{f"model_{k}": v for k, v in model.to_arrays().items()})
+    old = Judge.from_bytes(buffer.getvalue())
+    assert old.crisis_detector is None
+    assert old.judge("借呗还不上", np.zeros(1, dtype=np.float32)).crisis_risk
 
 
 @pytest.mark.parametrize("heard, message, label, both", EVASION_WORDS_CASES)
@@ -94,13 +117,21 @@ def test_a_victim_in_evaders_words_gets_help_first_and_one_line_for_the_other_re
     assert reply.text.rstrip().endswith(texts.NO_EVASION_HELP_LINE)
 
 
+def test_a_threatened_person_in_evaders_words_gets_no_lecture(engine):
+    reply = engine.handle("threat-words", "催收威胁我说不想还就上门打我")
+    assert "110" in reply.text
+    assert texts.NO_EVASION_HELP_LINE not in reply.text and texts.EVASION_PREFACE.strip()[:10] not in reply.text
+
+
 def test_an_evader_still_gets_the_plain_refusal(engine):
     reply = engine.handle("evader", "我想跑路 去外地躲几年 怎么才能让催收找不到")
     assert reply.text.startswith(texts.EVASION_PREFACE.strip()[:10])
     assert texts.NO_EVASION_HELP_LINE not in reply.text
 
 
-def test_an_emoji_is_read_as_a_message_not_as_nothing(engine):
-    reply = engine.handle("emoji", "👍")
-    assert reply.text != texts.CLARIFY_EMPTY
-    assert texts.CLARIFY_EMPTY[:12] not in reply.text
+def test_a_thumbs_up_is_a_friendly_word_and_tears_get_support(engine):
+    thumbs = engine.handle("emoji-ok", "👍")
+    assert thumbs.kind == "clarify" and thumbs.text.startswith("好的")
+    tears = engine.handle("emoji-sad", "😭😭😭")
+    assert tears.kind == "clarify" and "12356" in tears.text and "发生了什么" in tears.text
+    assert not tears.text.startswith("好的")

@@ -10,6 +10,7 @@ the model; each has a positive and a negative test.
 from __future__ import annotations
 
 import io
+import logging
 import re
 from dataclasses import dataclass, field
 
@@ -19,6 +20,8 @@ from bot.judgement.features import message_features
 from bot.judgement.labels import LABELS
 from bot.judgement.models import MODELS, CrisisDetector
 from bot.textnorm import has_domain_word
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -62,19 +65,27 @@ DISTRESS_OVERRIDABLE = ("victim", "domain", "product", "vague", "smalltalk", "ou
 
 class Judge:
     def __init__(self, model, offsets: np.ndarray, overrides: Overrides | None = None,
-                 crisis_detector: CrisisDetector | None = None) -> None:
+                 crisis_detector: CrisisDetector | None = None, legacy_risk_offsets: np.ndarray | None = None) -> None:
         self.model = model
         self.offsets = np.asarray(offsets, dtype=np.float64)
         self.overrides = overrides or Overrides()
         self.crisis_detector = crisis_detector
+        # A model published before the crisis detector (judgement-5) flagged the crisis risk
+        # with a second set of offsets: still used until the next ingest replaces it.
+        self.legacy_risk_offsets = legacy_risk_offsets
 
     # --- decision -------------------------------------------------------------------
     def decide(self, probabilities: np.ndarray) -> int:
         return int(np.argmax(np.log(np.maximum(probabilities, 1e-9)) + self.offsets))
 
-    def at_risk(self, vector: np.ndarray, ngrams: tuple[np.ndarray, np.ndarray]) -> bool:
+    def at_risk(self, vector: np.ndarray, ngrams: tuple[np.ndarray, np.ndarray], probabilities: np.ndarray) -> bool:
         """Possibly a crisis (the crisis lines come first), whatever the label."""
-        return self.crisis_detector is not None and self.crisis_detector.flags(vector, ngrams)
+        if self.crisis_detector is not None:
+            return self.crisis_detector.flags(vector, ngrams)
+        if self.legacy_risk_offsets is not None:
+            logp = np.log(np.maximum(probabilities, 1e-9)) + self.legacy_risk_offsets
+            return LABELS[int(np.argmax(logp))] == "crisis"
+        return False
 
     def judge(self, normalised: str, vector: np.ndarray) -> Judgement:
         vector = np.asarray(vector, dtype=np.float32)
@@ -124,7 +135,7 @@ class Judge:
             label, rule = "out_of_scope", "out_of_scope"
         elif label == "out_of_scope" and has_domain_word(text):
             label = "product"  # names 花呗, 借呗, 征信...: about the product, not about something else
-        risk = label != "crisis" and (possible_crisis or risk_from_override or self.at_risk(vector, features))
+        risk = label != "crisis" and (possible_crisis or risk_from_override or self.at_risk(vector, features, probabilities))
         return Judgement(label, scores.get(label, 0.0), rule, speaker, certain, risk, evasion_words, scores)
 
     # --- persistence (published with each store version) ------------------------------
@@ -148,5 +159,9 @@ class Judge:
             model = MODELS[kind].from_arrays(model_arrays)
             detector_arrays = {k[len("crisis_"):]: arrays[k] for k in arrays.files if k.startswith("crisis_")}
             detector = CrisisDetector.from_arrays(detector_arrays) if detector_arrays else None
-            return cls(model, arrays["offsets"], overrides, detector)
+            legacy = np.asarray(arrays["risk_offsets"], dtype=np.float64) \
+                if detector is None and "risk_offsets" in arrays.files else None
+            if legacy is not None:
+                log.warning("the judgement model predates the crisis detector: re-run `python -m ingest`")
+            return cls(model, arrays["offsets"], overrides, detector, legacy)
 

@@ -112,14 +112,15 @@ class CrisisDetector:
 
     A model of its own because the question is binary: the label model spreads a
     message's probability over eleven labels, and on out-of-fold tuning messages a
-    crisis-against-the-rest score catches as many crises with a third of the false
-    alarms on ordinary questions (docs/judgement.md)."""
+    crisis-against-the-rest score catches as many crises with under half the false
+    alarms on ordinary questions, at the price of more alarms for distressed messages
+    (docs/crisis-risk.md)."""
 
     def __init__(self, dense: np.ndarray, ngram: np.ndarray, bias: float, threshold: float) -> None:
         self.dense = np.asarray(dense, dtype=np.float32)      # (dimension,)
         self.ngram = np.asarray(ngram, dtype=np.float32)      # (FEATURES,)
         self.bias = float(bias)
-        self.threshold = float(threshold)  # calibrated at ingest (ingest/judgement_build.py)
+        self.threshold = float(threshold)  # calibrated at ingest (ingest/crisis_build.py)
 
     def score(self, vector: np.ndarray, ngrams: tuple[np.ndarray, np.ndarray]) -> float:
         idx, val = ngrams
@@ -132,7 +133,7 @@ class CrisisDetector:
         return self.score(vector, ngrams) >= self.threshold
 
     def to_arrays(self) -> dict[str, np.ndarray]:
-        # float32: the threshold was calibrated on these exact scores
+        # float32, not float16 like the label model: scores near the threshold stay on their side
         return {"dense": self.dense, "ngram": self.ngram, "bias": np.array(self.bias),
                 "threshold": np.array(self.threshold)}
 
