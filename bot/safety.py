@@ -12,7 +12,7 @@ import re
 from dataclasses import dataclass, field
 
 from bot.judgement import Judge, Judgement, Overrides
-from bot.textnorm import has_topic_word, parse_overdue
+from bot.textnorm import DOMAIN_WORDS, has_domain_word, parse_overdue
 
 THANKS = re.compile(r"^(好的|好|嗯|嗯嗯|ok|明白了|懂了|知道了)?[,，。. ]*(谢谢|多谢|感谢|谢了|谢啦|thanks?( you)?|thx|辛苦了)"
                     r"[你您啊呀了啦!！。.~～ ]*$")
@@ -132,6 +132,26 @@ def _without_model(text: str, greeting: bool, overrides: Overrides) -> Judgement
     if is_vague(text):
         return Judgement("vague", rule="shape")
     return Judgement("domain", rule="no-model")
+
+
+# Domain words that name the product or the debt but no particular question about it:
+# "花呗那个逾期的事" is still vague, "那芝麻分呢" is not.
+GENERIC_DOMAIN_WORDS = frozenset({
+    "花呗", "借呗", "网商贷", "支付宝", "蚂蚁", "网贷", "信用卡", "贷款", "借款", "逾期", "还款", "欠款",
+    "欠债", "负债", "债务", "分期",
+})
+# A particular question about the product ("花呗逾期一天多少钱", "借呗能不能分期"), unlike the
+# open "怎么办" the vague shape allows.
+PARTICULAR_QUESTION = re.compile(r"多少|多久|几天|几个月|几年|会不会|能不能|可不可以|是不是|算不算|有没有|为什么|为啥|"
+                                 r"什么时候|啥时候|哪里|在哪|区别|有什么|是什么|什么意思|吗|(?<![怎什])么[?？]?$")
+
+
+def has_topic_word(normalised: str) -> bool:
+    """Names something particular to ask about (征信, 罚息, 芝麻分, 95188...), or asks a particular
+    question about the product: more than "花呗那个逾期的事"."""
+    if any(word in normalised for word in DOMAIN_WORDS if word not in GENERIC_DOMAIN_WORDS):
+        return True
+    return has_domain_word(normalised) and bool(PARTICULAR_QUESTION.search(normalised))
 
 
 def is_vague(normalised: str) -> bool:

@@ -282,26 +282,6 @@ def has_domain_word(normalised: str) -> bool:
     return any(word in normalised for word in DOMAIN_WORDS) or bool(english_expansion(normalised))
 
 
-# Domain words that name the product or the debt but no particular question about it:
-# "花呗那个逾期的事" is still vague, "那芝麻分呢" is not.
-GENERIC_DOMAIN_WORDS = frozenset({
-    "花呗", "借呗", "网商贷", "支付宝", "蚂蚁", "网贷", "信用卡", "贷款", "借款", "逾期", "还款", "欠款",
-    "欠债", "负债", "债务", "分期",
-})
-# A particular question about the product ("花呗逾期一天多少钱", "借呗能不能分期"), unlike the
-# open "怎么办" the vague shape allows.
-PARTICULAR_QUESTION = re.compile(r"多少|多久|几天|几个月|几年|会不会|能不能|可不可以|是不是|算不算|有没有|为什么|为啥|"
-                                 r"什么时候|啥时候|哪里|在哪|区别|有什么|是什么|什么意思|吗|(?<![怎什])么[?？]?$")
-
-
-def has_topic_word(normalised: str) -> bool:
-    """Names something particular to ask about (征信, 罚息, 芝麻分, 95188...), or asks a particular
-    question about the product: more than "花呗那个逾期的事"."""
-    if any(word in normalised for word in DOMAIN_WORDS if word not in GENERIC_DOMAIN_WORDS):
-        return True
-    return has_domain_word(normalised) and bool(PARTICULAR_QUESTION.search(normalised))
-
-
 # ----------------------------------------------------------------- tokeniser
 STOPWORDS = frozenset(
     "的 了 吗 呢 吧 啊 呀 哦 嘛 么 我 你 他 她 它 我们 你们 是 会 不会 就 都 也 还 要 能 可以 这 那 这个 那个 "

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from bot.textnorm import has_topic_word, normalise_query, parse_overdue, stage_tag
+from bot.safety import has_topic_word
+from bot.textnorm import normalise_query, parse_overdue, stage_tag
 
 NORMALISED = [
     ("花被逾期了", "花呗逾期了"),
