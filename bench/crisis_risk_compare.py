@@ -21,12 +21,10 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bot.embeddings import BundledUSEEmbedder  # noqa: E402
 from bot.judgement.labels import INDEX, LABELS  # noqa: E402
 from ingest.crisis_build import out_of_fold_scores  # noqa: E402
-from ingest.judgement_build import (calibrate_offsets, design_matrix, featurise,  # noqa: E402
-                                    out_of_fold_probabilities)
-from ingest.judgement_data import load_labelled_messages  # noqa: E402
+from ingest.judgement_build import calibrate_offsets, design_matrix, out_of_fold_probabilities  # noqa: E402
+from tuning_features import tuning_features  # noqa: E402  (bench/)
 
 TARGETS = (0.90, 0.93, 0.95, 0.97, 0.98)
 ASKERS = ("domain", "product")  # people who only asked something
@@ -39,12 +37,7 @@ def flagged_at(scores: np.ndarray, is_crisis: np.ndarray, target: float) -> np.n
 
 
 def main() -> int:
-    messages, problems = load_labelled_messages(ROOT / "knowledge" / "judgement")
-    if problems:
-        print("\n".join(map(str, problems)))
-        return 1
-    tuning = [m for m in messages if not m.held_out]
-    vectors, grams, labels = featurise(tuning, BundledUSEEmbedder())
+    tuning, vectors, grams, labels = tuning_features()
     crisis = INDEX["crisis"]
     is_crisis = labels == crisis
     probabilities = out_of_fold_probabilities("linear", vectors, grams, labels)

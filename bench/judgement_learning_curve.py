@@ -17,21 +17,15 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bot.embeddings import BundledUSEEmbedder  # noqa: E402
 from bot.judgement.labels import INDEX  # noqa: E402
-from ingest.judgement_build import featurise, out_of_fold_probabilities  # noqa: E402
-from ingest.judgement_data import load_labelled_messages  # noqa: E402
+from ingest.judgement_build import out_of_fold_probabilities  # noqa: E402
+from tuning_features import tuning_features  # noqa: E402  (bench/)
 
 FRACTIONS = (0.25, 0.5, 0.75, 1.0)
 
 
 def main() -> int:
-    messages, problems = load_labelled_messages(ROOT / "knowledge" / "judgement")
-    if problems:
-        print("\n".join(map(str, problems)))
-        return 1
-    tuning = [m for m in messages if not m.held_out]
-    vectors, grams, labels = featurise(tuning, BundledUSEEmbedder())
+    tuning, vectors, grams, labels = tuning_features()
     order = np.random.default_rng(0).permutation(len(tuning))
     crisis = INDEX["crisis"]
     lines = ["# Judgement: accuracy against the number of labelled messages", "",

@@ -16,6 +16,8 @@ import io
 
 import numpy as np
 
+from bot.judgement.models import linear_scores
+
 
 class EntryClassifier:
     def __init__(self, ids: list[str], dense: np.ndarray, ngram: np.ndarray, bias: np.ndarray) -> None:
@@ -26,10 +28,7 @@ class EntryClassifier:
 
     def scores(self, vector: np.ndarray, ngrams: tuple[np.ndarray, np.ndarray]) -> dict[str, float]:
         """Each entry's score for this question (higher: more likely the entry meant)."""
-        idx, val = ngrams
-        values = self.dense @ np.asarray(vector, dtype=np.float32) + self.bias
-        if len(idx):
-            values = values + self.ngram[:, idx] @ val
+        values = linear_scores(self.dense, self.ngram, self.bias, np.asarray(vector, dtype=np.float32), ngrams)
         return {uid: float(v) for uid, v in zip(self.ids, values)}
 
     def to_bytes(self) -> bytes:

@@ -29,10 +29,10 @@ VAGUE = re.compile(r"^(那|那我|那要|所以|然后|那现在|现在)?(我)?(
                    + _WHAT_NOW + r"?|花呗|借呗|催收)"
                    r"[了啊呀吗呢吧嘛,，。.!！?？~～ ]*$")
 _WORDS = re.compile(r"[\w\u4e00-\u9fff]")
-# Emoji-only messages that say someone is upset: answered with the support entry, not "好的".
+# Emoji-only messages that say someone is upset: asked gently what happened (with 12356), not "好的".
 SAD_EMOJI = re.compile("[\U0001f62d\U0001f622\U0001f494\U0001f61e\U0001f614\U0001f625\U0001f630\U0001f631"
                        "\U0001f629\U0001f62b\U0001f97a\U0001f613\u2639\U0001f641]")
-# Something to judge: words, or emoji ("👍", "🙏" are thanks, not an empty message).
+# Something to judge: words, or emoji ("👍", "🙏" are a friendly word, not an empty message).
 _CONTENT = re.compile(r"[\w\u4e00-\u9fff\u2600-\u27bf\U0001f000-\U0001faff]")
 # A routed reply (the threat reply, support first) replaces the answer to the question:
 # only when the model gives its label at least this probability.
@@ -95,7 +95,8 @@ def assess(normalised: str, judge: Judge | None, vector, overrides: Overrides | 
     greeting = bool(GREETINGS.match(text.replace(" ", "")))
     judgement = judge.judge(text, vector(text)) if judge is not None else _without_model(text, greeting, overrides or Overrides())
     label, rule = judgement.label, judgement.rule
-    if label != "crisis" and not _WORDS.search(text):
+    wordless = not _WORDS.search(text)
+    if label != "crisis" and wordless:
         if SAD_EMOJI.search(text):  # "😭😭": someone upset, asked gently what happened
             return Assessment(label="distress", empty=True, wordless=True, scores=judgement.scores)
         label = "smalltalk"  # "👍", "🙏": a friendly word back
@@ -112,7 +113,7 @@ def assess(normalised: str, judge: Judge | None, vector, overrides: Overrides | 
             # "花呗逾期一个月了" (a stage to answer for), "那芝麻分呢" (a topic): specific enough to
             # search for, or to read in context. "花呗那个逾期的事" names only the product: vague.
             label = "domain"
-    return Assessment(label=label, wordless=not _WORDS.search(text),
+    return Assessment(label=label, wordless=wordless,
                       greeting=greeting and label in ("smalltalk", "vague"),
                       speaker=judgement.speaker, rule=rule, certain=judgement.certain,
                       crisis_risk=judgement.crisis_risk, evasion_words=judgement.evasion_words,

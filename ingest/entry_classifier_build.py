@@ -40,7 +40,7 @@ def training_examples(units, questions: list[tuple[str, list[str]]]) -> tuple[li
 def fit_entry_classifier(texts: list[str], labels: list[str], embedder) -> EntryClassifier | None:
     from sklearn.svm import LinearSVC
 
-    from ingest.judgement_build import DENSE_SCALE, design_matrix, embed_by_length
+    from ingest.judgement_build import DENSE_SCALE, class_weights, design_matrix, embed_by_length
 
     ids = sorted(set(labels))
     if len(ids) < 2:
@@ -51,8 +51,7 @@ def fit_entry_classifier(texts: list[str], labels: list[str], embedder) -> Entry
     position = {uid: i for i, uid in enumerate(ids)}
     y = np.array([position[label] for label in labels])
     clf = LinearSVC(C=ENTRY_C, random_state=0).fit(design, y)
-    coef = clf.coef_ if len(ids) > 2 else np.vstack([-clf.coef_, clf.coef_])
-    intercept = clf.intercept_ if len(ids) > 2 else np.array([-clf.intercept_[0], clf.intercept_[0]])
+    coef, intercept = class_weights(clf)
     dim = vectors.shape[1]
     assert coef.shape[1] == dim + FEATURES
     return EntryClassifier(ids, coef[:, :dim] * DENSE_SCALE, coef[:, dim:], intercept)

@@ -74,6 +74,14 @@ def design_matrix(vectors: np.ndarray, ngrams):
     return sparse.hstack([sparse.csr_matrix(vectors * DENSE_SCALE), grams]).tocsr()
 
 
+def class_weights(clf) -> tuple[np.ndarray, np.ndarray]:
+    """(coefficients, intercepts), a row per class in clf.classes_ order: a two-class SVM
+    stores one row (for the second class), its mirror is the first."""
+    if len(clf.classes_) > 2:
+        return clf.coef_, clf.intercept_
+    return np.vstack([-clf.coef_, clf.coef_]), np.array([-clf.intercept_[0], clf.intercept_[0]])
+
+
 def fit_linear(vectors: np.ndarray, ngrams, labels: np.ndarray) -> LinearModel:
     """A linear SVM (one-vs-rest, classes balanced) over both views; its scores, scaled
     by SCORE_TEMPERATURE, are read as logits. As accurate as logistic regression on these
@@ -86,8 +94,7 @@ def fit_linear(vectors: np.ndarray, ngrams, labels: np.ndarray) -> LinearModel:
     dense = np.zeros((n, dim), dtype=np.float32)
     grams = np.zeros((n, FEATURES), dtype=np.float32)
     bias = np.full(n, ABSENT_LABEL_BIAS, dtype=np.float32)
-    coef = clf.coef_ if len(clf.classes_) > 2 else np.vstack([-clf.coef_, clf.coef_])
-    intercept = clf.intercept_ if len(clf.classes_) > 2 else np.array([-clf.intercept_[0], clf.intercept_[0]])
+    coef, intercept = class_weights(clf)
     for row, cls in enumerate(clf.classes_):
         dense[cls] = coef[row, :dim] * DENSE_SCALE * SCORE_TEMPERATURE
         grams[cls] = coef[row, dim:] * SCORE_TEMPERATURE

@@ -123,8 +123,9 @@ class IngestService:
         # Ordinary questions (tuning part of knowledge/eval/) keep the crisis risk from alarming askers.
         # Questions the crisis lines answer are not false alarms: they are left out.
         crisis_entry = lexicon.route("crisis") if lexicon else None
-        questions = [q for q, ids in tuning_questions(folder) if ids and crisis_entry not in ids]
-        labelled = [f"{q}\t{','.join(ids)}" for q, ids in tuning_questions(folder)]
+        tuning = tuning_questions(folder)
+        questions = [q for q, ids in tuning if ids and crisis_entry not in ids]
+        labelled = [f"{q}\t{','.join(ids)}" for q, ids in tuning]
         judgement_hash = self._judgement_hash(messages, lexicon_text, labelled)
 
         with IngestLock(self.store):
@@ -186,8 +187,8 @@ class IngestService:
                            "judgement_messages": len(messages),
                            "judgement_model": MODEL_KIND if messages else None},
                 )
-                self._write_entry_classifier(manifest, knowledge.units, folder)
-                self._write_answerability(manifest, folder)
+                self._write_entry_classifier(manifest, knowledge.units, tuning)
+                self._write_answerability(manifest, tuning)
                 self.store.publish(manifest)
             except BaseException:
                 # Never leave a half-written version behind; the pointer was not moved.
@@ -246,26 +247,25 @@ class IngestService:
         except StoreMissingError:
             return None, None
 
-    def _write_entry_classifier(self, manifest: Manifest, units, folder: Path) -> None:
+    def _write_entry_classifier(self, manifest: Manifest, units, tuning: list[tuple[str, list[str]]]) -> None:
         """Fit which-entry-is-meant on this version's entries (a third retrieval leg; the
         answerability model is fitted after, on retrieval that uses it)."""
         from ingest.entry_classifier_build import fit_entry_classifier, training_examples
 
-        texts, labels = training_examples(units, tuning_questions(folder))
+        texts, labels = training_examples(units, tuning)
         model = fit_entry_classifier(texts, labels, self.embedder)
         if model is not None:
             self.store.write_blob(manifest.version, "entries", model.to_bytes())
 
-    def _write_answerability(self, manifest: Manifest, folder: Path) -> None:
+    def _write_answerability(self, manifest: Manifest, tuning: list[tuple[str, list[str]]]) -> None:
         """Fit the answer / clarify / decline decision on the version just written (before publishing it)."""
         from bot.retrieval import Retriever
         from ingest.answerability_build import build_answerability
 
-        items = tuning_questions(folder)
-        if not items:
+        if not tuning:
             return
         retriever = Retriever(self.settings, embedder=self.embedder, store=self.store, pinned=manifest)
-        model = build_answerability(retriever, items)
+        model = build_answerability(retriever, tuning)
         if model is not None:
             self.store.write_blob(manifest.version, "answerability", model.to_bytes())
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 import math
 import re
 import zlib
+from functools import lru_cache
 
 import numpy as np
 
@@ -62,7 +63,13 @@ def word_grams(normalised: str) -> tuple[np.ndarray, np.ndarray]:
     return _hashed(counts, BUCKETS)
 
 
+@lru_cache(maxsize=256)
 def message_features(normalised: str) -> tuple[np.ndarray, np.ndarray]:
-    """Both surface views of one message, as sparse (indices, weights) over FEATURES."""
+    """Both surface views of one message, as sparse (indices, weights) over FEATURES.
+    Kept for recent messages (read-only): the judgement and the entry classifier's
+    retrieval leg ask for the same message in one turn."""
     chars, words = char_ngrams(normalised), word_grams(normalised)
-    return np.concatenate([chars[0], words[0]]), np.concatenate([chars[1], words[1]])
+    idx, val = np.concatenate([chars[0], words[0]]), np.concatenate([chars[1], words[1]])
+    idx.setflags(write=False)
+    val.setflags(write=False)
+    return idx, val

@@ -25,6 +25,17 @@ def _softmax(logits: np.ndarray) -> np.ndarray:
     return e / e.sum()
 
 
+def linear_scores(dense: np.ndarray, ngram: np.ndarray, bias, vector: np.ndarray,
+                  ngrams: tuple[np.ndarray, np.ndarray]):
+    """dense · embedding + hashed features · their weights + bias: the score every linear
+    model here gives a message (a row per class, or one row as 1-d arrays)."""
+    idx, val = ngrams
+    values = dense @ vector + bias
+    if len(idx):
+        values = values + ngram[..., idx] @ val
+    return values
+
+
 class LinearModel:
     kind = "linear"
 
@@ -34,11 +45,7 @@ class LinearModel:
         self.bias = np.asarray(bias, dtype=np.float32)        # (labels,)
 
     def probabilities(self, vector: np.ndarray, ngrams: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
-        idx, val = ngrams
-        logits = self.dense @ vector + self.bias
-        if len(idx):
-            logits = logits + self.ngram[:, idx] @ val
-        return _softmax(logits)
+        return _softmax(linear_scores(self.dense, self.ngram, self.bias, vector, ngrams))
 
     def to_arrays(self) -> dict[str, np.ndarray]:
         return {"dense": self.dense.astype(np.float16), "ngram": self.ngram.astype(np.float16),
@@ -123,11 +130,7 @@ class CrisisDetector:
         self.threshold = float(threshold)  # calibrated at ingest (ingest/crisis_build.py)
 
     def score(self, vector: np.ndarray, ngrams: tuple[np.ndarray, np.ndarray]) -> float:
-        idx, val = ngrams
-        value = float(self.dense @ vector) + self.bias
-        if len(idx):
-            value += float(self.ngram[idx] @ val)
-        return value
+        return float(linear_scores(self.dense, self.ngram, self.bias, vector, ngrams))
 
     def flags(self, vector: np.ndarray, ngrams: tuple[np.ndarray, np.ndarray]) -> bool:
         return self.score(vector, ngrams) >= self.threshold
