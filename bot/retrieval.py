@@ -1,8 +1,9 @@
 """Hybrid retrieval over the ingested store: dense (Chroma) + BM25, fused by RRF.
 
 Both legs come from the same store version. The dense leg queries the version's
-Chroma collection through chromadb, the API ingest writes it with (langchain is
-kept for the language-model chain, bot/llm/, and loads only when one is configured). Results are aggregated per
+Chroma collection (an embedded store's published version through Chroma's engine
+directly, bot/store/chroma_reader.py; langchain is kept for the language-model
+chain, bot/llm/, and loads only when one is configured). Results are aggregated per
 knowledge unit (an FAQ entry or an article section): a unit's rank in a leg is
 the rank of its best chunk. When ingest publishes a new version, the next
 search reopens the collection and rebuilds the keyword index.
@@ -236,7 +237,9 @@ class Retriever:
     def _load_index(self, manifest: Manifest) -> _Index:
         check_embedding_model(manifest, self.embedder.name, self.embedder.dimension)
         check_prompts(manifest, self.embedder)
-        collection = self.store.open_collection(manifest)
+        # A version ingest is still writing is read through the writer's own client.
+        pinned = self._pinned is not None
+        collection = self.store.open_collection(manifest) if pinned else self.store.open_reader(manifest)
         lexicon_text = self.store.read_blob(manifest, "lexicon")
         lexicon = Lexicon.from_yaml(lexicon_text.decode("utf-8")) if lexicon_text else self._folder_lexicon(manifest)
         judge_bytes = self.store.read_blob(manifest, "judgement")

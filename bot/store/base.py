@@ -160,10 +160,18 @@ class KnowledgeStore:
         )
 
     def open_collection(self, manifest: Manifest):
+        return self._opening(manifest, lambda: self.client_for(manifest.version).get_collection(
+            manifest.collection, embedding_function=None))
+
+    def open_reader(self, manifest: Manifest):
+        """A published version's collection for reading only (retrieval): what open_collection
+        gives, unless the layout has a cheaper way to read (bot/store/local.py)."""
+        return self.open_collection(manifest)
+
+    def _opening(self, manifest: Manifest, open_it: Callable[[], Any]):
+        """open_it(), with any failure but a StoreError said as one."""
         try:
-            return self.client_for(manifest.version).get_collection(
-                manifest.collection, embedding_function=None
-            )
+            return open_it()
         except StoreError:
             raise
         except Exception as exc:
