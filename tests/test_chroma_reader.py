@@ -90,3 +90,42 @@ def test_ask_does_not_import_chromadb():
     assert done.returncode == 0, done.stderr
     result = json.loads(done.stdout.strip().splitlines()[-1])
     assert result == {"code": 0, "chromadb": False}
+
+
+def _engine_like(real, **signatures):
+    """A stand-in for chromadb_rust_bindings whose Bindings calls have the given text signatures
+    (the real ones otherwise): what another chromadb release's engine would show."""
+    import types
+
+    calls = {name: getattr(real.Bindings, name).__text_signature__ for name in ("get_collection", "get", "query")}
+    calls.update({name: sig for name, sig in signatures.items() if name != "__init__"})
+    members = {name: types.SimpleNamespace(__text_signature__=sig) for name, sig in calls.items()}
+    bindings = types.SimpleNamespace(**members, __text_signature__=signatures.get(
+        "__init__", real.Bindings.__text_signature__))
+    return types.SimpleNamespace(Bindings=bindings, SqliteDBConfig=real.SqliteDBConfig,
+                                 MigrationHash=real.MigrationHash, MigrationMode=real.MigrationMode)
+
+
+def test_an_engine_with_other_calls_is_read_through_chromadb(tmp_path, monkeypatch):
+    import chromadb_rust_bindings as real
+
+    from bot.store import open_store
+    from bot.store.chroma_reader import VersionReader, engine_mismatch
+    from ingest.service import IngestService
+
+    assert engine_mismatch(real) is None
+    renamed = _engine_like(real, query="($self, collection_id, ids, query_embeddings, k, where=..., "
+                                       "where_document=None, include=..., tenant=..., database=...)")
+    assert "n_results" in engine_mismatch(renamed)
+    assert engine_mismatch(_engine_like(real, get=None)) is not None  # no signature to check
+    assert engine_mismatch(_engine_like(real, __init__="(sqlite_db_config, persist_path=None)")) is not None
+
+    settings = make_settings(tmp_path, tiny_knowledge(tmp_path / "knowledge"))
+    IngestService(settings).run()
+    manifest = open_store(settings).require_manifest()
+    assert isinstance(open_store(settings).open_reader(manifest), VersionReader)
+    monkeypatch.setitem(sys.modules, "chromadb_rust_bindings", renamed)
+    fallback = open_store(settings).open_reader(manifest)
+    assert not isinstance(fallback, VersionReader)
+    assert fallback.get(include=[])["ids"]  # chromadb's own Collection, reading the same version
+
