@@ -142,7 +142,7 @@ class _Index:
     def __init__(self, manifest: Manifest, collection, records: dict, lexicon: Lexicon,
                  judge: Judge | None, answerability: Answerability | None = None,
                  entries: EntryClassifier | None = None) -> None:
-        """`records`: collection.get(include=["documents", "metadatas"])."""
+        """`records`: collection.get(include=["documents", "metadatas"]) (KnowledgeStore.read_records)."""
         from rank_bm25 import BM25Okapi
 
         self.manifest = manifest
@@ -244,7 +244,7 @@ class Retriever:
         # ~0.2 s inside its engine, which releases the GIL: on another thread, beside the
         # tokenizer and the models loaded here.
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="store-read") as pool:
-            records = pool.submit(collection.get, include=["documents", "metadatas"])
+            records = pool.submit(self.store.read_records, manifest, collection)
             init_tokenizer(self.settings.data_dir / "jieba")
             lexicon_text = self.store.read_blob(manifest, "lexicon")
             lexicon = Lexicon.from_yaml(lexicon_text.decode("utf-8")) if lexicon_text else self._folder_lexicon(manifest)

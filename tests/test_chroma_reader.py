@@ -129,3 +129,25 @@ def test_an_engine_with_other_calls_is_read_through_chromadb(tmp_path, monkeypat
     assert not isinstance(fallback, VersionReader)
     assert fallback.get(include=[])["ids"]  # chromadb's own Collection, reading the same version
 
+
+def test_a_damaged_version_is_one_line_not_a_traceback(tmp_path):
+    """A version whose files are damaged where only reading its records shows it (Chroma opens
+    the collection, then fails to read the record log): one line saying to rebuild."""
+    import sqlite3
+    from pathlib import Path
+
+    from helpers_knowledge import ingest_env
+
+    from ingest.service import IngestService
+
+    settings = make_settings(tmp_path, tiny_knowledge(tmp_path / "knowledge"))
+    version = IngestService(settings).run().version
+    with sqlite3.connect(Path(settings.chroma_path) / "versions" / version / "chroma.sqlite3") as db:
+        db.execute("DROP TABLE embeddings_queue")
+    done = subprocess.run([sys.executable, "-m", "bot", "ask", "--json", "花呗逾期一个月会怎么催收"],
+                          env=ingest_env(settings), cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 3, (done.stdout, done.stderr)
+    assert "Traceback" not in done.stderr
+    lines = [line for line in done.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and f"version {version} cannot be opened" in lines[0], lines
+    assert "ingest --rebuild" in lines[0]

@@ -168,6 +168,11 @@ class KnowledgeStore:
         gives, unless the layout has a cheaper way to read (bot/store/local.py)."""
         return self.open_collection(manifest)
 
+    def read_records(self, manifest: Manifest, collection) -> dict:
+        """Every record's document and metadata: retrieval's first read of a version, where
+        damaged files show (the engine reads the records only now); a failure is a StoreError."""
+        return self._opening(manifest, lambda: collection.get(include=["documents", "metadatas"]))
+
     def _opening(self, manifest: Manifest, open_it: Callable[[], Any]):
         """open_it(), with any failure but a StoreError said as one."""
         try:
