@@ -67,16 +67,16 @@ class AnswerEngine:
     # --- decisions ------------------------------------------------------------------
     def decide(self, result: RetrievalResult, label: str = "domain") -> Decision:
         """Answer from the best match, offer a choice between the two best, or decline: with
-        ANSWERABILITY=model the store's answerability model (fitted at ingest), else the fixed rule."""
+        ANSWERABILITY=model the store's answerability model (fitted at ingest, which may veto the
+        fixed rule's answer), else the fixed rule alone."""
         model = self.retriever.answerability if self.settings.answerability == "model" else None
-        if model is not None:
-            return model.decide(result, label)
-        return Decision("answer" if self._fixed_rule_confident(result) else "decline")
+        rule_answers = self.fixed_rule_answers(result)
+        return model.decide(result, label, rule_answers) if model else Decision("answer" if rule_answers else "decline")
 
     def is_confident(self, result: RetrievalResult, label: str = "domain") -> bool:
         return self.decide(result, label).action == "answer"
 
-    def _fixed_rule_confident(self, result: RetrievalResult) -> bool:
+    def fixed_rule_answers(self, result: RetrievalResult) -> bool:
         """The rule for a store without an answerability model (the "not in my knowledge" line)."""
         top = result.top
         if top is None:

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import yaml
 
-from bot.eval_answerability import answerability_block
+from bot.eval_answerability import answerability_block, realistic_files
 from bot.eval_judgement import judgement_block
 from bot.settings import Settings, get_settings
 from bot.splits import is_held_out
@@ -147,8 +147,8 @@ def evaluate(settings: Settings, set_path: Path, embedding_model: str | None = N
             report["splits"][side] = {"questions": len(part), "hybrid_recall@3": hybrid["recall@3"],
                                       "hybrid_recall@1": hybrid["recall@1"], "answers_all_ok": answers["all_ok"],
                                       "kind_accuracy": answers["kind_accuracy"]}
-        realistic = Path(settings.knowledge_dir) / "eval" / "realistic.yaml"
-        if realistic.is_file():
+        realistic = realistic_files(settings.knowledge_dir)
+        if realistic:
             report["answerability"] = answerability_block(engine, realistic)
             other = "model" if settings.answerability == "rule" else "rule"
             if other == "rule" or retriever.answerability is not None:
