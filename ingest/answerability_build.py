@@ -29,6 +29,7 @@ import numpy as np
 import yaml
 
 from bot.answerability import Answerability, features
+from bot.eval_answerability import realistic_files
 from bot.safety import assess
 from bot.splits import is_held_out
 from bot.textnorm import normalise_query
@@ -48,7 +49,7 @@ MIN_QUESTIONS = 40  # fewer tuning questions than this: no answerability model i
 def tuning_questions(knowledge_dir: Path) -> list[tuple[str, list[str]]]:
     """(question, acceptable entry ids) of the tuning part of the labelled question sets."""
     items: list[tuple[str, list[str]]] = []
-    for path in [knowledge_dir / "eval" / "questions.yaml", *sorted((knowledge_dir / "eval").glob("realistic*.yaml"))]:
+    for path in [knowledge_dir / "eval" / "questions.yaml", *realistic_files(knowledge_dir)]:
         if not path.is_file():
             continue
         for raw in yaml.safe_load(path.read_text(encoding="utf-8")) or []:
@@ -103,8 +104,7 @@ def build_answerability(retriever, items: list[tuple[str, list[str]]],
     top_right = np.array([bool(y[top[q]]) if q in top else False for q in range(len(items))])
     rule = np.array(rule)
     answer_at, veto_at = _thresholds(top_p, top_right, np.array([bool(ids) for _, ids in items]), rule)
-    answered = (top_p >= answer_at) | (rule & (top_p >= veto_at))
-    clarify_at = _clarify_threshold(oof, y, question_of, answered)
+    clarify_at = _clarify_threshold(oof, y, question_of, _answered(top_p, rule, answer_at, veto_at))
     fitted_on = {"questions": len(items), "examples": int(len(y)), "out_of_fold": bool(classifiers)}
     log.info("answerability answer_at=%.2f veto_at=%.2f clarify_at=%.2f on %d questions",
              answer_at, veto_at, clarify_at, len(items))
@@ -116,6 +116,11 @@ def _top_rows(question_of, position) -> dict[int, int]:
     return {q: i for i, (q, p) in enumerate(zip(question_of, position)) if p == 0}
 
 
+def _answered(top_p, rule, answer_at: float, veto_at: float):
+    """Which questions get an answer: as Answerability.decide decides."""
+    return (top_p >= answer_at) | (rule & (top_p >= veto_at))
+
+
 def _thresholds(top_p, top_right, answerable, rule) -> tuple[float, float]:
     """(answer_at, veto_at) with the least cost: WRONG_COST per wrong answer, 1 per needless
     decline. Per question: the top entry's out-of-fold probability, whether it is right,
@@ -124,7 +129,7 @@ def _thresholds(top_p, top_right, answerable, rule) -> tuple[float, float]:
     best, best_cost = (1.0, 1.0), float("inf")
     for answer_at in grid:
         for veto_at in grid[grid <= answer_at]:
-            answered = (top_p >= answer_at) | (rule & (top_p >= veto_at))
+            answered = _answered(top_p, rule, answer_at, veto_at)
             cost = WRONG_COST * np.sum(answered & ~top_right) + np.sum(~answered & answerable)
             if cost < best_cost:
                 best, best_cost = (float(answer_at), float(veto_at)), cost
