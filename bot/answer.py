@@ -29,15 +29,13 @@ log = logging.getLogger(__name__)
 
 PRODUCT_USAGE = re.compile(r"继续用|还能用|能不能(继续)?用(吗|了)?\s*$|能用吗|开通|额度|提额|提前还|还款日|账单日|"
                            r"怎么查|在哪查|查询征信|注销花呗|解冻|冻结")
-# Entries written for the product questions borrowers in trouble ask ("还清后还能用吗",
-# "额度会恢复吗", "最低还款算逾期吗") carry this tag: they answer such a question, below
-# STRONG_MATCH too, when the message is about repaying or a debt, which "花呗额度怎么提高"
-# and "怎么开通花呗" are not (those stay declined: nothing here covers them).
+# Entries for the product questions borrowers in trouble ask ("还清后还能用吗", "额度会恢复吗") carry
+# this tag: they answer such a question below STRONG_MATCH too when the message is about repaying or
+# a debt, which "花呗额度怎么提高" and "怎么开通花呗" are not (those stay declined: nothing covers them).
 USAGE_ENTRY_TAG = "使用问题"
 REPAYMENT_CONTEXT = re.compile(r"还清|还完|还了|还上|结清|还款|扣款|扣了|扣走|被扣|降|关了|被关|关闭|限制|恢复|最低还|"
                                r"截止|几点|小时|显示|征信|芝麻|信用报告")
-# A match this close to an entry's own wording is trusted without further checks
-# (the bundled model's number; each store records its model's: self.thresholds).
+# Trusted without further checks (the bundled model's number; each store records its own: self.thresholds).
 STRONG_MATCH = BUNDLED_THRESHOLDS.strong
 # A second entry whose fused score is this close to the first gets a line of its own.
 RUNNER_UP_SCORE_RATIO = 0.97
@@ -67,16 +65,16 @@ class AnswerEngine:
     # --- decisions ------------------------------------------------------------------
     def decide(self, result: RetrievalResult, label: str = "domain") -> Decision:
         """Answer from the best match, offer a choice between the two best, or decline: with
-        ANSWERABILITY=model the store's answerability model (fitted at ingest), else the fixed rule."""
+        ANSWERABILITY=model the store's answerability model (fitted at ingest, which may veto the
+        fixed rule's answer), else the fixed rule alone."""
         model = self.retriever.answerability if self.settings.answerability == "model" else None
-        if model is not None:
-            return model.decide(result, label)
-        return Decision("answer" if self._fixed_rule_confident(result) else "decline")
+        rule_answers = self.fixed_rule_answers(result)
+        return model.decide(result, label, rule_answers) if model else Decision("answer" if rule_answers else "decline")
 
     def is_confident(self, result: RetrievalResult, label: str = "domain") -> bool:
         return self.decide(result, label).action == "answer"
 
-    def _fixed_rule_confident(self, result: RetrievalResult) -> bool:
+    def fixed_rule_answers(self, result: RetrievalResult) -> bool:
         """The rule for a store without an answerability model (the "not in my knowledge" line)."""
         top = result.top
         if top is None:
@@ -85,9 +83,8 @@ class AnswerEngine:
         threshold = thresholds.relevance
         if (not has_problem_word(result.normalised) or PRODUCT_USAGE.search(result.normalised)) \
                 and top.dense < thresholds.strong and not self._usage_entry_fits(result):
-            # About using a product rather than trouble with a debt ("花呗额度怎么提高",
-            # "怎么开通花呗"): the knowledge base does not cover it, however similar it
-            # sounds, unless an entry asks nearly the same question.
+            # About using a product rather than trouble with a debt ("花呗额度怎么提高"): not covered,
+            # however similar it sounds, unless an entry asks nearly the same question.
             return False
         if top.dense >= threshold:
             return True
@@ -168,8 +165,7 @@ class AnswerEngine:
         outcome = self._respond(message, normalised, assessment, query, slots, started, in_context, avoid,
                                 prefer_tag, stage_asked)
         if outcome.assessment.crisis_risk and outcome.reply.kind != "crisis" and not self._asked_as_written(outcome):
-            # Maybe a crisis, said so indirectly that the judgement is not sure: the crisis
-            # lines come first, in one line, and the reply goes on as it would.
+            # Maybe a crisis, said indirectly: the crisis lines first, in one line, then the reply as it would be.
             outcome.reply.text = texts.CRISIS_RISK_LINE + outcome.reply.text
             unit = self.routed("crisis")
             if unit is not None and all(s.id != unit.id for s in outcome.reply.sources):
@@ -188,8 +184,7 @@ class AnswerEngine:
                  slots: Slots | None, started: float, in_context: bool, avoid: str | None,
                  prefer_tag: str | None, stage_asked: bool) -> Outcome:
         if assessment.crisis and assessment.rule != "crisis":
-            # The model's crisis on a message asked nearly in an entry's own words is more
-            # likely a question: the crisis lines come first, in one line, then its answer.
+            # A model's crisis asked nearly in an entry's words is likelier a question: lines first, then the answer.
             top = self.retriever.search(message, k=1).top
             if top is not None and top.question_dense >= self.thresholds.strong:
                 assessment = replace(assessment, label="domain", crisis_risk=True)
@@ -244,6 +239,7 @@ class AnswerEngine:
             # one line, when the person says so in plain words (the lexicon's distress words).
             # When only the model hears distress, or the question is asked nearly in an entry's
             # own words, the practical answer comes first and the support entry is the line after.
+            self._prefer_stage(result, prefer_tag, stage_asked)  # "逾期一天 有事没": that stage's entry
             crisis_topic = self.lexicon.topic("crisis")
             practical = next((h for h in result.hits if h.unit.topic != crisis_topic and h.unit.source_type == "faq"
                               and h.dense >= self.thresholds.relevance), None)
@@ -272,20 +268,7 @@ class AnswerEngine:
             domain = has_domain_word(result.normalised) or assessment.label in ("product", "domain")
             text = texts.DECLINE_NOT_IN_KNOWLEDGE if domain else texts.DECLINE_OUT_OF_SCOPE
             return self.decline(text, started, assessment, result)
-        if prefer_tag and prefer_tag not in result.top.unit.tags:
-            top = result.top
-            tagged = next((h for h in result.hits[1:5] if prefer_tag in h.unit.tags
-                           and (h.unit.topic == top.unit.topic or stage_asked)
-                           and h.dense >= self.thresholds.relevance), None)
-            if tagged is None and (stage_asked or any(t in top.unit.tags for t in STAGE_TAGS)):
-                # The match is a stage entry, but for another stage than the one the
-                # person is in (or the person asked about their stage): take that stage's
-                # entry, standing in at the same strength.
-                unit = next((u for u in self.retriever.units.values()
-                             if (u.topic == top.unit.topic or stage_asked) and prefer_tag in u.tags), None)
-                tagged = Hit(unit=unit, score=top.score, dense=top.dense) if unit else None
-            if tagged is not None:
-                result.promote(tagged)
+        self._prefer_stage(result, prefer_tag, stage_asked)
         if avoid and result.top.unit.id == avoid:
             # Move along the entry's own related links, to a good match only.
             related = set(result.top.unit.related)
@@ -294,6 +277,23 @@ class AnswerEngine:
             if alternative is not None:
                 result.promote(alternative)
         return self._compose(result, slots, started, assessment)
+
+    def _prefer_stage(self, result: RetrievalResult, prefer_tag: str | None, stage_asked: bool) -> None:
+        """Put the entry for the person's stage of overdue (`prefer_tag`) first, see respond()."""
+        top = result.top
+        if not prefer_tag or top is None or prefer_tag in top.unit.tags:
+            return
+        tagged = next((h for h in result.hits[1:5] if prefer_tag in h.unit.tags
+                       and (h.unit.topic == top.unit.topic or stage_asked)
+                       and h.dense >= self.thresholds.relevance), None)
+        if tagged is None and (stage_asked or any(t in top.unit.tags for t in STAGE_TAGS)):
+            # The match is a stage entry, but for another stage than the one the person is in
+            # (or they asked about their stage): that stage's entry, standing in at the same strength.
+            unit = next((u for u in self.retriever.units.values()
+                         if (u.topic == top.unit.topic or stage_asked) and prefer_tag in u.tags), None)
+            tagged = Hit(unit=unit, score=top.score, dense=top.dense) if unit else None
+        if tagged is not None:
+            result.promote(tagged)
 
     def small_talk(self, normalised: str, started: float, assessment: Assessment) -> Outcome:
         text = normalised.strip()

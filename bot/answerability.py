@@ -2,11 +2,14 @@
 
 Made from evidence retrieval already has about its best matches: the dense and
 lexical legs' agreement, the match to the entry's own paraphrased questions
-rather than its answer text, the margin to the runner-up, and the judgement's
-label. A small logistic model over those features says how likely the top
-entry answers the question; it is fitted at ingest on the tuning part of the
-labelled question sets (ingest/answerability_build.py), and its thresholds are
-chosen there so that few questions get a confident answer to a different one.
+rather than its answer text, the margin to the runner-up, the judgement's
+label, and the entry classifier's view (does the question's own wording name
+this entry, and by how much more than any other). A small logistic model over
+those features says how likely the top entry answers the question; it is
+fitted at ingest on the tuning part of the labelled question sets
+(ingest/answerability_build.py), and its thresholds are chosen there so that a
+confident answer to a different question, which costs more than an honest
+decline, is rare.
 """
 
 from __future__ import annotations
@@ -16,7 +19,9 @@ import math
 from dataclasses import dataclass, field
 
 FEATURES = ("dense", "question_dense", "lexical_share", "both_legs_first", "score_margin", "dense_margin",
-            "product_label", "domain_label")
+            "product_label", "domain_label", "entry_score", "entry_first", "entry_margin")
+# An entry the classifier has no score for (a store without one) counts as not recognised.
+NO_ENTRY_SCORE = -1.0
 
 
 def features(result, label: str, position: int = 0) -> list[float]:
@@ -29,6 +34,9 @@ def features(result, label: str, position: int = 0) -> list[float]:
     best_lexical = max((h.lexical for h in hits), default=0.0) or 1.0
     next_score = max((h.score for h in others), default=0.0)
     next_dense = max((h.dense for h in others), default=0.0)
+    scores = result.entry_scores
+    own = scores.get(hit.unit.id, NO_ENTRY_SCORE)
+    best_other = max((v for uid, v in scores.items() if uid != hit.unit.id), default=NO_ENTRY_SCORE)
     return [
         hit.dense,
         hit.question_dense,
@@ -38,6 +46,9 @@ def features(result, label: str, position: int = 0) -> list[float]:
         hit.dense - next_dense,
         1.0 if label == "product" else 0.0,
         1.0 if label == "domain" else 0.0,
+        own,
+        1.0 if scores and own > best_other else 0.0,
+        own - best_other,
     ]
 
 
@@ -55,16 +66,20 @@ class Answerability:
     answer_at: float  # answer when the top entry is at least this likely to be right
     clarify_at: float  # else offer the top two when each is at least this likely
     fitted_on: dict = field(default_factory=dict)
+    # The fixed rule's answer (bot/answer.py) stands when the model gives it at least this:
+    # the rule knows things the features don't (usage entries, stage words), the model
+    # vetoes its stretches.
+    veto_at: float = 1.0
 
     def probability(self, values: list[float]) -> float:
         z = self.bias + sum(w * x for w, x in zip(self.weights, values))
         return 1.0 / (1.0 + math.exp(-max(min(z, 30.0), -30.0)))
 
-    def decide(self, result, label: str) -> Decision:
+    def decide(self, result, label: str, rule_answers: bool = False) -> Decision:
         if not result.hits:
             return Decision("decline")
         top = self.probability(features(result, label, 0))
-        if top >= self.answer_at:
+        if top >= self.answer_at or (rule_answers and top >= self.veto_at):
             return Decision("answer", top)
         if len(result.hits) > 1:
             second = self.probability(features(result, label, 1))
@@ -74,7 +89,7 @@ class Answerability:
 
     def to_bytes(self) -> bytes:
         return json.dumps({"features": FEATURES, "weights": self.weights, "bias": self.bias,
-                           "answer_at": self.answer_at, "clarify_at": self.clarify_at,
+                           "answer_at": self.answer_at, "clarify_at": self.clarify_at, "veto_at": self.veto_at,
                            "fitted_on": self.fitted_on}, ensure_ascii=False).encode("utf-8")
 
     @classmethod
@@ -82,4 +97,5 @@ class Answerability:
         raw = json.loads(data.decode("utf-8"))
         if tuple(raw["features"]) != FEATURES:
             raise ValueError("answerability features differ from this program's: re-run ingest")
-        return cls(raw["weights"], raw["bias"], raw["answer_at"], raw["clarify_at"], raw.get("fitted_on", {}))
+        return cls(raw["weights"], raw["bias"], raw["answer_at"], raw["clarify_at"], raw.get("fitted_on", {}),
+                   raw.get("veto_at", 1.0))

@@ -1,7 +1,8 @@
 """The answerability block of `python -m bot eval`: on realistic customer questions, does the
 bot answer the question that was asked, or say honestly that it can't?
 
-Each question of knowledge/eval/realistic.yaml lists the entries that answer it acceptably
+Each question of knowledge/eval/realistic*.yaml (one file per round of writing) lists the
+entries that answer it acceptably
 (`ids: []`: none does, and an honest decline is right). Every question goes through the
 dialogue engine as its own conversation. Figures are on the held-out part (bot/splits.py);
 the catch-all table is given for both parts, the tuning one to fix from.
@@ -20,9 +21,16 @@ TARGETS = {"acceptable": 0.90, "wrong_answer_rate": 0.03}
 CATCH_ALL_LIMIT = 3  # an entry chosen wrongly more often than this is a defect to fix
 
 
-def load_realistic(path: Path) -> list[dict]:
-    data = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or []
-    return [{"q": str(item["q"]), "ids": list(item.get("ids") or [])} for item in data]
+def realistic_files(knowledge_dir: Path) -> list[Path]:
+    return sorted((Path(knowledge_dir) / "eval").glob("realistic*.yaml"))
+
+
+def load_realistic(paths: list[Path]) -> list[dict]:
+    items = []
+    for path in paths:
+        data = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or []
+        items += [{"q": str(item["q"]), "ids": list(item.get("ids") or [])} for item in data]
+    return items
 
 
 def judge_reply(reply, ids: list[str], titles: dict[str, str]) -> str:
@@ -38,26 +46,37 @@ def judge_reply(reply, ids: list[str], titles: dict[str, str]) -> str:
     return "other"
 
 
-def answerability_block(engine, path: Path) -> dict:
+def answerability_blocks(engine, paths: list[Path], modes: list) -> list[dict]:
+    """One block per answer-engine settings in `modes` (ANSWERABILITY=rule, =model). Each question
+    is asked under each in turn, so its vector is encoded once, not once per mode."""
     from bot.sessions import MemorySessionStore
 
     engine.sessions = MemorySessionStore()
+    kept = engine.answers.settings
     titles = {uid: unit.title for uid, unit in engine.retriever.units.items()}
-    sides: dict[str, Counter] = {"tuning": Counter(), "held_out": Counter()}
-    wrongly_chosen: dict[str, Counter] = {"tuning": Counter(), "held_out": Counter()}
-    tuning_misses = []
-    for i, item in enumerate(load_realistic(path)):
-        side = "held_out" if is_held_out(item["q"]) else "tuning"
-        reply = engine.handle(f"answerability-{i}", item["q"])
-        outcome = judge_reply(reply, item["ids"], titles)
-        sides[side][outcome] += 1
-        sides[side]["total"] += 1
-        if outcome == "wrong" and reply.sources:
-            wrongly_chosen[side][reply.sources[0].id] += 1
-        if outcome != "acceptable" and side == "tuning":
-            tuning_misses.append({"q": item["q"], "ids": item["ids"], "kind": reply.kind,
-                                  "got": [s.id for s in reply.sources[:1]], "outcome": outcome})
+    sides = [{"tuning": Counter(), "held_out": Counter()} for _ in modes]
+    wrongly_chosen = [{"tuning": Counter(), "held_out": Counter()} for _ in modes]
+    tuning_misses: list[list[dict]] = [[] for _ in modes]
+    try:
+        for i, item in enumerate(load_realistic(paths)):
+            side = "held_out" if is_held_out(item["q"]) else "tuning"
+            for m, settings in enumerate(modes):
+                engine.answers.settings = settings
+                reply = engine.handle(f"answerability-{m}-{i}", item["q"])
+                outcome = judge_reply(reply, item["ids"], titles)
+                sides[m][side][outcome] += 1
+                sides[m][side]["total"] += 1
+                if outcome == "wrong" and reply.sources:
+                    wrongly_chosen[m][side][reply.sources[0].id] += 1
+                if outcome != "acceptable" and side == "tuning":
+                    tuning_misses[m].append({"q": item["q"], "ids": item["ids"], "kind": reply.kind,
+                                             "got": [s.id for s in reply.sources[:1]], "outcome": outcome})
+    finally:
+        engine.answers.settings = kept
+    return [_block(sides[m], wrongly_chosen[m], tuning_misses[m]) for m in range(len(modes))]
 
+
+def _block(sides: dict[str, Counter], wrongly_chosen: dict[str, Counter], tuning_misses: list[dict]) -> dict:
     def figures(counts: Counter) -> dict:
         n = counts["total"] or 1
         return {"questions": counts["total"], "acceptable": round(counts["acceptable"] / n, 4),

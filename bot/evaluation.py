@@ -22,7 +22,7 @@ from pathlib import Path
 
 import yaml
 
-from bot.eval_answerability import answerability_block
+from bot.eval_answerability import answerability_blocks, realistic_files
 from bot.eval_judgement import judgement_block
 from bot.settings import Settings, get_settings
 from bot.splits import is_held_out
@@ -147,18 +147,18 @@ def evaluate(settings: Settings, set_path: Path, embedding_model: str | None = N
             report["splits"][side] = {"questions": len(part), "hybrid_recall@3": hybrid["recall@3"],
                                       "hybrid_recall@1": hybrid["recall@1"], "answers_all_ok": answers["all_ok"],
                                       "kind_accuracy": answers["kind_accuracy"]}
-        realistic = Path(settings.knowledge_dir) / "eval" / "realistic.yaml"
-        if realistic.is_file():
-            report["answerability"] = answerability_block(engine, realistic)
+        realistic = realistic_files(settings.knowledge_dir)
+        if realistic:
             other = "model" if settings.answerability == "rule" else "rule"
-            if other == "rule" or retriever.answerability is not None:
-                # The other way of deciding, on the same questions, for comparison.
-                engine.answers.settings = settings.model_copy(update={"answerability": other})
-                alternative = answerability_block(engine, realistic)
-                engine.answers.settings = settings
+            # The other way of deciding, on the same questions, for comparison.
+            modes = [settings] + ([settings.model_copy(update={"answerability": other})]
+                                  if other == "rule" or retriever.answerability is not None else [])
+            blocks = answerability_blocks(engine, realistic, modes)
+            report["answerability"] = blocks[0]
+            if len(blocks) > 1:
                 report["answerability"]["decided_by"] = settings.answerability
                 report["answerability"]["alternative"] = {"decided_by": other, **{
-                    k: alternative[k] for k in ("acceptable", "wrong_answer_rate", "needless_decline_rate")}}
+                    k: blocks[1][k] for k in ("acceptable", "wrong_answer_rate", "needless_decline_rate")}}
         judgement_folder = Path(settings.knowledge_dir) / "judgement"
         if judgement_folder.is_dir():
             report["judgement"] = judgement_block(engine.answers, judgement_folder)

@@ -104,6 +104,9 @@ class RetrievalResult:
     query: str
     normalised: str
     hits: list[Hit] = field(default_factory=list)
+    # The entry classifier's score for every entry (empty without one): how strongly the
+    # question's own words name each entry, which answerability weighs (bot/answerability.py).
+    entry_scores: dict[str, float] = field(default_factory=dict)
 
     @property
     def top(self) -> Hit | None:
@@ -335,9 +338,12 @@ class Retriever:
         return [(index.bm25_units[i], float(scores[i]), "") for i in order[:DENSE_CANDIDATES] if scores[i] > 0]
 
     # --- hybrid ----------------------------------------------------------------------
-    def search(self, query: str, k: int = 5, mode: str = "hybrid") -> RetrievalResult:
-        """mode: hybrid | dense | lexical (the single legs are for evaluation)."""
+    def search(self, query: str, k: int = 5, mode: str = "hybrid",
+               entries: EntryClassifier | None = None) -> RetrievalResult:
+        """mode: hybrid | dense | lexical (the single legs are for evaluation). `entries`: an entry
+        classifier instead of the store's (ingest fits answerability on out-of-fold classifiers)."""
         index = self._current_index()
+        entries = entries or index.entries
         normalised = normalise_query(query)
         result = RetrievalResult(query=query, normalised=normalised)
         if not normalised.strip():
@@ -361,11 +367,12 @@ class Retriever:
                 hit.lexical = max(hit.lexical, score)
                 hit.lexical_rank = min(rank, hit.lexical_rank or rank)
                 hit.score += weight / (RRF_K + rank)
-        if index.entries is not None and mode == "hybrid" and hits:
+        if entries is not None and mode == "hybrid" and hits:
             # A third leg, fused by rank like the others: the entry classifier, which tells close
             # entries apart by the words that distinguish them (bot/entry_classifier.py). It votes
             # only for entries it recognises (a positive score) and that the other legs found.
-            scores = index.entries.scores(self.embedder.query_vector(normalised), message_features(normalised))
+            scores = entries.scores(self.embedder.query_vector(normalised), message_features(normalised))
+            result.entry_scores = scores
             recognised = sorted((uid for uid, v in scores.items() if v > 0), key=lambda uid: -scores[uid])
             for rank, uid in enumerate(recognised, start=1):
                 if uid in hits:

@@ -53,7 +53,7 @@ class Settings(BaseSettings):
     relevance_threshold: float | None = Field(default=None, ge=0, le=1)
     # How the bot decides between answering and declining: "rule" (the fixed rule) or "model"
     # (the answerability model fitted at ingest; fewer wrong answers, more declines, see
-    # docs/benchmarks.md). `python -m bot eval` reports both.
+    # docs/answerability.md). `python -m bot eval` reports both.
     answerability: Literal["rule", "model"] = "rule"
     max_message_chars: int = Field(default=2000, ge=100)
 

@@ -1,23 +1,35 @@
 """Fit the answerability decision at ingest, on the version being written.
 
 Every tuning question of the labelled question sets (knowledge/eval/questions.yaml:
-kind answer with its ids, kind decline with none; knowledge/eval/realistic.yaml) is
-searched in the new version exactly as the bot would search it. Each of its two best
-matches becomes one example: the evidence (bot/answerability.py FEATURES) and whether
-that entry answers the question acceptably. A logistic regression learns the odds; the
-answer threshold is the lowest at which, out-of-fold, at most WRONG_TARGET of the
-questions would get an answer from an entry that does not answer them.
+kind answer with its ids, kind decline with none; knowledge/eval/realistic*.yaml) is
+searched in the new version as the bot would search it. Each of its two best matches
+becomes one example: the evidence (bot/answerability.py FEATURES) and whether that
+entry answers the question acceptably. A logistic regression learns the odds.
+
+The entry classifier (a retrieval leg and a source of features) learned from these same
+questions, so it would recognise each of them far better than a new one. Each question is
+therefore searched with a classifier fitted without its fold (`fit_classifier`), so the
+evidence looks like a new customer's question does.
+
+Two thresholds are chosen together, the pair that out-of-fold costs least when a confident
+answer to a different question costs WRONG_COST needless declines (an honest "I can't say"
+with where to ask is better than a wrong answer, but declining everything helps nobody):
+the model answers on its own from `answer_at`, and the fixed rule's answer (bot/answer.py)
+stands from `veto_at`.
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import yaml
 
 from bot.answerability import Answerability, features
+from bot.eval_answerability import realistic_files
 from bot.safety import assess
 from bot.splits import is_held_out
 from bot.textnorm import normalise_query
@@ -25,8 +37,9 @@ from bot.textnorm import normalise_query
 log = logging.getLogger(__name__)
 
 # Bump when the features or the fitting change: the next ingest fits the model again.
-ANSWERABILITY_FORMAT = "answerability-5"  # fitted on candidates ordered with the entry classifier
-WRONG_TARGET = 0.03
+ANSWERABILITY_FORMAT = "answerability-6"  # entry classifier features, out-of-fold
+WRONG_COST = 2.0  # a wrong answer costs as much as this many needless declines
+FOLDS = 5
 # Offer a choice between two entries only where, out-of-fold, at least this share of
 # such choices would contain an acceptable entry.
 CLARIFY_PRECISION = 0.7
@@ -36,8 +49,7 @@ MIN_QUESTIONS = 40  # fewer tuning questions than this: no answerability model i
 def tuning_questions(knowledge_dir: Path) -> list[tuple[str, list[str]]]:
     """(question, acceptable entry ids) of the tuning part of the labelled question sets."""
     items: list[tuple[str, list[str]]] = []
-    for name in ("questions.yaml", "realistic.yaml"):
-        path = knowledge_dir / "eval" / name
+    for path in [knowledge_dir / "eval" / "questions.yaml", *realistic_files(knowledge_dir)]:
         if not path.is_file():
             continue
         for raw in yaml.safe_load(path.read_text(encoding="utf-8")) or []:
@@ -50,17 +62,31 @@ def tuning_questions(knowledge_dir: Path) -> list[tuple[str, list[str]]]:
     return items
 
 
-def build_answerability(retriever, items: list[tuple[str, list[str]]]) -> Answerability | None:
+def fold_of(question: str) -> int:
+    """A question's fold, fixed by its text (so a rebuild fits the same model)."""
+    return int(hashlib.sha1(question.strip().encode("utf-8")).hexdigest()[-4:], 16) % FOLDS
+
+
+def build_answerability(retriever, items: list[tuple[str, list[str]]],
+                        fit_classifier: Callable[[list[tuple[str, list[str]]]], object] | None = None,
+                        rule_answers: Callable[[object], bool] | None = None) -> Answerability | None:
+    """`fit_classifier(questions)`: an entry classifier fitted on the entries and those tuning
+    questions; without it, the store's classifier is used for every question.
+    `rule_answers(result)`: the fixed rule's decision; without it, the rule never answers."""
     from sklearn.linear_model import LogisticRegression
-    from sklearn.model_selection import cross_val_predict
+    from sklearn.model_selection import GroupKFold, cross_val_predict
 
     if len(items) < MIN_QUESTIONS:
         return None
     judge, lexicon, embedder = retriever.judge, retriever.lexicon, retriever.embedder
-    rows, targets, question_of, position = [], [], [], []
+    folds = [fold_of(question) for question, _ in items]
+    classifiers = {k: fit_classifier([it for it, f in zip(items, folds) if f != k]) for k in range(FOLDS)} \
+        if fit_classifier is not None else {}
+    rows, targets, question_of, position, rule = [], [], [], [], []
     for n, (question, ids) in enumerate(items):
         label = assess(normalise_query(question), judge, embedder.query_vector, lexicon.overrides).label
-        result = retriever.search(question, k=5)
+        result = retriever.search(question, k=5, entries=classifiers.get(folds[n]))
+        rule.append(bool(rule_answers and result.hits and rule_answers(result)))
         for p in range(min(2, len(result.hits))):
             rows.append(features(result, label, p))
             targets.append(result.hits[p].unit.id in ids)
@@ -70,35 +96,54 @@ def build_answerability(retriever, items: list[tuple[str, list[str]]]) -> Answer
     if len(set(y.tolist())) < 2:
         return None
     model = LogisticRegression(C=1.0, max_iter=2000)
-    oof = cross_val_predict(model, X, y, cv=5, method="predict_proba")[:, 1]
+    # Grouped by question, so a question's two rows are never split between fit and test.
+    oof = cross_val_predict(model, X, y, cv=GroupKFold(FOLDS), groups=question_of, method="predict_proba")[:, 1]
     model.fit(X, y)
-    answer_at = _answer_threshold(oof, y, question_of, position, len(items))
-    clarify_at = _clarify_threshold(oof, y, question_of, position, answer_at)
-    fitted_on = {"questions": len(items), "examples": int(len(y))}
-    log.info("answerability answer_at=%.3f clarify_at=%.3f on %d questions", answer_at, clarify_at, len(items))
+    top = _top_rows(question_of, position)
+    top_p = np.array([oof[top[q]] if q in top else 0.0 for q in range(len(items))])
+    top_right = np.array([bool(y[top[q]]) if q in top else False for q in range(len(items))])
+    rule = np.array(rule)
+    answer_at, veto_at = _thresholds(top_p, top_right, np.array([bool(ids) for _, ids in items]), rule)
+    clarify_at = _clarify_threshold(oof, y, question_of, _answered(top_p, rule, answer_at, veto_at))
+    fitted_on = {"questions": len(items), "examples": int(len(y)), "out_of_fold": bool(classifiers)}
+    log.info("answerability answer_at=%.2f veto_at=%.2f clarify_at=%.2f on %d questions",
+             answer_at, veto_at, clarify_at, len(items))
     return Answerability([float(w) for w in model.coef_[0]], float(model.intercept_[0]), answer_at, clarify_at,
-                         fitted_on)
+                         fitted_on, veto_at)
 
 
 def _top_rows(question_of, position) -> dict[int, int]:
     return {q: i for i, (q, p) in enumerate(zip(question_of, position)) if p == 0}
 
 
-def _answer_threshold(oof, y, question_of, position, questions: int) -> float:
-    top = _top_rows(question_of, position)
-    for threshold in np.arange(0.30, 0.99, 0.01):
-        wrong = sum(1 for i in top.values() if oof[i] >= threshold and not y[i])
-        if wrong / questions <= WRONG_TARGET:
-            return float(round(threshold, 2))
-    return 0.99
+def _answered(top_p, rule, answer_at: float, veto_at: float):
+    """Which questions get an answer: as Answerability.decide decides."""
+    return (top_p >= answer_at) | (rule & (top_p >= veto_at))
 
 
-def _clarify_threshold(oof, y, question_of, position, answer_at: float) -> float:
+def _thresholds(top_p, top_right, answerable, rule) -> tuple[float, float]:
+    """(answer_at, veto_at) with the least cost: WRONG_COST per wrong answer, 1 per needless
+    decline. Per question: the top entry's out-of-fold probability, whether it is right,
+    whether any entry is, and whether the fixed rule answers."""
+    grid = np.round(np.arange(0.05, 1.0, 0.01), 2)
+    best, best_cost = (1.0, 1.0), float("inf")
+    for answer_at in grid:
+        for veto_at in grid[grid <= answer_at]:
+            answered = _answered(top_p, rule, answer_at, veto_at)
+            cost = WRONG_COST * np.sum(answered & ~top_right) + np.sum(~answered & answerable)
+            if cost < best_cost:
+                best, best_cost = (float(answer_at), float(veto_at)), cost
+    return best
+
+
+def _clarify_threshold(oof, y, question_of, answered) -> float:
+    """Among the questions not answered, the lowest probability both top entries must reach for
+    a choice between them to contain an acceptable entry CLARIFY_PRECISION of the time."""
     rows: dict[int, list[int]] = {}
     for i, q in enumerate(question_of):
         rows.setdefault(q, []).append(i)
-    pairs = [r for r in rows.values() if len(r) == 2 and oof[r[0]] < answer_at]
-    for threshold in np.arange(0.10, answer_at, 0.01):
+    pairs = [r for q, r in rows.items() if len(r) == 2 and not answered[q]]
+    for threshold in np.arange(0.10, 1.0, 0.01):
         offered = [r for r in pairs if min(oof[r[0]], oof[r[1]]) >= threshold]
         if offered and sum(1 for r in offered if y[r[0]] or y[r[1]]) / len(offered) >= CLARIFY_PRECISION:
             return float(round(threshold, 2))

@@ -37,7 +37,10 @@ def training_examples(units, questions: list[tuple[str, list[str]]]) -> tuple[li
     return texts, labels
 
 
-def fit_entry_classifier(texts: list[str], labels: list[str], embedder) -> EntryClassifier | None:
+def fit_entry_classifier(texts: list[str], labels: list[str], embedder,
+                         vectors_of: dict[str, np.ndarray] | None = None) -> EntryClassifier | None:
+    """`vectors_of`: normalised text -> vector, filled and reused across fits (ingest fits the
+    classifier once on everything and once per answerability fold, on the same texts)."""
     from sklearn.svm import LinearSVC
 
     from ingest.judgement_build import DENSE_SCALE, class_weights, design_matrix, embed_by_length
@@ -46,7 +49,10 @@ def fit_entry_classifier(texts: list[str], labels: list[str], embedder) -> Entry
     if len(ids) < 2:
         return None
     normalised = [normalise_query(t) for t in texts]
-    vectors = embed_by_length(normalised, embedder)
+    vectors_of = {} if vectors_of is None else vectors_of
+    missing = [t for t in dict.fromkeys(normalised) if t not in vectors_of]
+    vectors_of.update(zip(missing, embed_by_length(missing, embedder)))
+    vectors = np.stack([vectors_of[t] for t in normalised])
     design = design_matrix(vectors, [message_features(t) for t in normalised])
     position = {uid: i for i, uid in enumerate(ids)}
     y = np.array([position[label] for label in labels])

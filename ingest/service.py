@@ -187,8 +187,9 @@ class IngestService:
                            "judgement_messages": len(messages),
                            "judgement_model": MODEL_KIND if messages else None},
                 )
-                self._write_entry_classifier(manifest, knowledge.units, tuning)
-                self._write_answerability(manifest, tuning)
+                entry_vectors: dict = {}  # the same texts' vectors for every entry-classifier fit
+                self._write_entry_classifier(manifest, knowledge.units, tuning, entry_vectors)
+                self._write_answerability(manifest, knowledge.units, tuning, entry_vectors)
                 self.store.publish(manifest)
             except BaseException:
                 # Never leave a half-written version behind; the pointer was not moved.
@@ -247,25 +248,33 @@ class IngestService:
         except StoreMissingError:
             return None, None
 
-    def _write_entry_classifier(self, manifest: Manifest, units, tuning: list[tuple[str, list[str]]]) -> None:
+    def _write_entry_classifier(self, manifest: Manifest, units, tuning: list[tuple[str, list[str]]],
+                                vectors_of: dict) -> None:
         """Fit which-entry-is-meant on this version's entries (a third retrieval leg; the
         answerability model is fitted after, on retrieval that uses it)."""
         from ingest.entry_classifier_build import fit_entry_classifier, training_examples
 
         texts, labels = training_examples(units, tuning)
-        model = fit_entry_classifier(texts, labels, self.embedder)
+        model = fit_entry_classifier(texts, labels, self.embedder, vectors_of)
         if model is not None:
             self.store.write_blob(manifest.version, "entries", model.to_bytes())
 
-    def _write_answerability(self, manifest: Manifest, tuning: list[tuple[str, list[str]]]) -> None:
-        """Fit the answer / clarify / decline decision on the version just written (before publishing it)."""
+    def _write_answerability(self, manifest: Manifest, units, tuning: list[tuple[str, list[str]]],
+                             vectors_of: dict) -> None:
+        """Fit the answer / clarify / decline decision on the version just written (before publishing it),
+        each question searched with an entry classifier that did not learn it."""
+        from bot.answer import AnswerEngine
         from bot.retrieval import Retriever
         from ingest.answerability_build import build_answerability
+        from ingest.entry_classifier_build import fit_entry_classifier, training_examples
 
         if not tuning:
             return
         retriever = Retriever(self.settings, embedder=self.embedder, store=self.store, pinned=manifest)
-        model = build_answerability(retriever, tuning)
+        model = build_answerability(retriever, tuning,
+                                    lambda questions: fit_entry_classifier(*training_examples(units, questions),
+                                                                           self.embedder, vectors_of),
+                                    AnswerEngine(self.settings, retriever).fixed_rule_answers)
         if model is not None:
             self.store.write_blob(manifest.version, "answerability", model.to_bytes())
 

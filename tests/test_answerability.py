@@ -1,0 +1,121 @@
+"""The answerability decision (ANSWERABILITY=model): the fixed rule's answer stands only when the
+model finds it likely enough, the model may answer on its own when it is sure, and the model is
+fitted on evidence that looks like a new customer's question (an entry classifier that never saw it)."""
+
+from __future__ import annotations
+
+import math
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+
+from bot.answerability import FEATURES, Answerability, features
+from bot.lexicon import Lexicon
+from ingest.answerability_build import FOLDS, WRONG_COST, _thresholds, build_answerability, fold_of
+
+
+def _hit(uid: str, dense: float = 0.7, score: float = 0.03):
+    return SimpleNamespace(unit=SimpleNamespace(id=uid, source_type="faq"), dense=dense, question_dense=dense,
+                           lexical=1.0, dense_rank=1, lexical_rank=1, score=score)
+
+
+def _result(*uids: str, entry_scores: dict[str, float] | None = None):
+    return SimpleNamespace(hits=[_hit(u, score=0.03 - 0.001 * i) for i, u in enumerate(uids)],
+                           entry_scores=entry_scores or {})
+
+
+def _model_saying(probability: float, **thresholds) -> Answerability:
+    """A model that gives every entry `probability`."""
+    bias = math.log(probability / (1 - probability))
+    return Answerability([0.0] * len(FEATURES), bias, **{"answer_at": 0.9, "clarify_at": 1.0, "veto_at": 0.4,
+                                                          **thresholds})
+
+
+@pytest.mark.parametrize("probability, rule_answers, action", [
+    (0.3, True, "decline"),   # the rule would answer, the model finds the entry unlikely: vetoed
+    (0.5, True, "answer"),    # likely enough: the rule's answer stands
+    (0.5, False, "decline"),  # the rule declines and the model is not sure enough on its own
+    (0.95, False, "answer"),  # the model is sure on its own
+])
+def test_the_rule_answers_only_what_the_model_finds_likely(probability, rule_answers, action):
+    decision = _model_saying(probability).decide(_result("a", "b"), "domain", rule_answers)
+    assert decision.action == action
+
+
+def test_two_likely_entries_are_offered_as_a_choice_when_neither_is_sure():
+    decision = _model_saying(0.5, clarify_at=0.45).decide(_result("a", "b"), "domain", rule_answers=False)
+    assert decision.action == "clarify"
+    assert [h.unit.id for h in decision.options] == ["a", "b"]
+
+
+def test_the_classifiers_view_of_each_entry_is_evidence():
+    result = _result("a", "b", entry_scores={"a": 1.0, "b": -0.5, "c": 0.2})
+    named = dict(zip(FEATURES, features(result, "domain", 0)))
+    other = dict(zip(FEATURES, features(result, "domain", 1)))
+    assert (named["entry_score"], named["entry_first"], named["entry_margin"]) == (1.0, 1.0, 1.0 - 0.2)
+    assert (other["entry_score"], other["entry_first"], other["entry_margin"]) == (-0.5, 0.0, -1.5)
+    unknown = dict(zip(FEATURES, features(_result("a", "b"), "domain", 0)))  # a store without a classifier
+    assert unknown["entry_first"] == 0.0
+
+
+def test_a_model_from_an_older_store_without_a_veto_never_vetoes():
+    model = _model_saying(0.3)
+    raw = model.to_bytes().decode("utf-8").replace('"veto_at": 0.4, ', "")
+    assert Answerability.from_bytes(raw.encode("utf-8")).veto_at == 1.0
+    assert Answerability.from_bytes(model.to_bytes()).veto_at == 0.4
+
+
+def test_the_thresholds_veto_the_rules_stretches_and_keep_its_good_answers():
+    # Ten questions the rule answers: the model's likely ones are right, its unlikely ones wrong.
+    top_p = np.array([0.9, 0.8, 0.7, 0.6, 0.55, 0.3, 0.25, 0.2, 0.15, 0.1])
+    right = top_p > 0.5
+    answer_at, veto_at = _thresholds(top_p, right, right.copy(), np.ones(10, dtype=bool))
+    assert 0.3 < veto_at <= 0.55  # the five stretches are declined, the five good answers kept
+    answered = top_p >= veto_at
+    assert (answered == right).all()
+
+
+def test_a_wrong_answer_costs_more_than_a_needless_decline():
+    # One question the rule answers rightly and two it answers wrongly, all at the same probability:
+    # answering all three costs 2 x WRONG_COST, declining them costs 1, so they are declined.
+    top_p, right = np.array([0.6, 0.6, 0.6]), np.array([True, False, False])
+    assert WRONG_COST > 0.5
+    answer_at, veto_at = _thresholds(top_p, right, np.array([True, False, False]), np.ones(3, dtype=bool))
+    assert veto_at > 0.6 and answer_at > 0.6
+
+
+class _Retriever:
+    """Records which entry classifier each question was searched with."""
+
+    judge = None
+    lexicon = Lexicon()
+    embedder = SimpleNamespace(query_vector=None)  # no judgement model: never called
+
+    def __init__(self):
+        self.searched_with: dict[str, object] = {}
+
+    def search(self, question, k=5, entries=None):
+        self.searched_with[question] = entries
+        right = "a" if "甲" in question else "b"
+        return _result(right, "a" if right == "b" else "b")
+
+
+def test_each_tuning_question_is_searched_with_a_classifier_that_did_not_learn_it():
+    items = [(f"问题{n}{'甲' if n % 2 else '乙'}", ["a"] if n % 2 else ["b"]) for n in range(60)]
+    retriever = _Retriever()
+    fitted = []
+
+    def fit_classifier(questions):
+        learned = frozenset(q for q, _ in questions)
+        fitted.append(learned)
+        return learned
+
+    model = build_answerability(retriever, items, fit_classifier, rule_answers=lambda result: True)
+    assert model is not None and model.fitted_on["out_of_fold"]
+    assert len(fitted) == FOLDS
+    for question, _ in items:
+        learned = retriever.searched_with[question]
+        assert question not in learned  # never its own answer key
+        assert len(learned) > len(items) // 2  # but the other folds' questions
+    assert len({fold_of(q) for q, _ in items}) == FOLDS
