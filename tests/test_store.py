@@ -65,8 +65,8 @@ def test_dense_search_over_a_real_version_is_exact_in_every_process(tmp_path):
     collection = open_store(settings).open_collection(manifest)
     count = collection.count()
     assert count > 500  # big enough that an approximate search misses neighbours
-    assert collection.configuration["hnsw"]["ef_search"] >= count
     built = collection.schema.serialize_to_json()["keys"]["#embedding"]["float_list"]["vector_index"]["config"]
+    assert built["hnsw"]["ef_search"] >= count
     assert built["hnsw"]["num_threads"] == 1 and built["space"] == "cosine"
 
     reader = open_store(settings).open_reader(manifest)
