@@ -221,7 +221,8 @@ class DialogueEngine:
             contextual = self._in_context(message, topic_unit, state, started)
             if contextual.reply.kind == "answer":
                 return contextual
-        if outcome.reply.kind == "answer" and self._needs_stage(normalised, state):
+        if (outcome.reply.kind == "answer" or outcome.unsure) and self._needs_stage(normalised, state):
+            # "借呗逾期了会怎么样": it depends on the stage, so ask it rather than answer or decline.
             state.pending = "overdue"
             return answers.clarify(STAGE_QUESTION, started, STAGE_OPTIONS)
         if (outcome.reply.kind == "clarify" and outcome.assessment.label == "vague" and not slots.overdue
