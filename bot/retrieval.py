@@ -1,8 +1,9 @@
 """Hybrid retrieval over the ingested store: dense (Chroma) + BM25, fused by RRF.
 
 Both legs come from the same store version. The dense leg queries the version's
-Chroma collection through chromadb, the API ingest writes it with (langchain is
-kept for the language-model chain, bot/llm/, and loads only when one is configured). Results are aggregated per
+Chroma collection (an embedded store's published version through Chroma's engine
+directly, bot/store/chroma_reader.py; langchain is kept for the language-model
+chain, bot/llm/, and loads only when one is configured). Results are aggregated per
 knowledge unit (an FAQ entry or an article section): a unit's rank in a leg is
 the rank of its best chunk. When ingest publishes a new version, the next
 search reopens the collection and rebuilds the keyword index.
@@ -15,6 +16,7 @@ import logging
 import re
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -140,9 +142,10 @@ def question_focus(normalised: str) -> list[str]:
 class _Index:
     """One store version, loaded: its Chroma collection, the units and the BM25 index."""
 
-    def __init__(self, manifest: Manifest, collection, lexicon: Lexicon,
+    def __init__(self, manifest: Manifest, collection, records: dict, lexicon: Lexicon,
                  judge: Judge | None, answerability: Answerability | None = None,
                  entries: EntryClassifier | None = None) -> None:
+        """`records`: collection.get(include=["documents", "metadatas"]) (KnowledgeStore.read_records)."""
         from rank_bm25 import BM25Okapi
 
         self.manifest = manifest
@@ -151,11 +154,10 @@ class _Index:
         self.answerability = answerability
         self.entries = entries
         self.collection = collection
-        got = collection.get(include=["documents", "metadatas"])
-        self.chunk_ids: list[str] = list(got["ids"])
-        self.chunk_meta: list[dict] = list(got["metadatas"])
+        self.chunk_ids: list[str] = list(records["ids"])
+        self.chunk_meta: list[dict] = list(records["metadatas"])
         self.chunk_index = {cid: i for i, cid in enumerate(self.chunk_ids)}
-        docs: list[str] = list(got["documents"])
+        docs: list[str] = list(records["documents"])
 
         questions: dict[str, list[str]] = {}
         bodies: dict[str, list[tuple[int, str]]] = {}
@@ -202,7 +204,6 @@ class Retriever:
         self.settings = settings
         self.embedder = embedder or embedder_for(settings)
         self.store = store or open_store(settings)
-        init_tokenizer(settings.data_dir / "jieba")
         self._index: _Index | None = None
         self._token = None
         self._checked_at = 0.0
@@ -239,19 +240,27 @@ class Retriever:
     def _load_index(self, manifest: Manifest) -> _Index:
         check_embedding_model(manifest, self.embedder.name, self.embedder.dimension)
         check_prompts(manifest, self.embedder)
-        collection = self.store.open_collection(manifest)
-        lexicon_text = self.store.read_blob(manifest, "lexicon")
-        lexicon = Lexicon.from_yaml(lexicon_text.decode("utf-8")) if lexicon_text else self._folder_lexicon(manifest)
-        judge_bytes = self.store.read_blob(manifest, "judgement")
-        judge = Judge.from_bytes(judge_bytes, lexicon.overrides) if judge_bytes else None
-        if judge is None:
-            log.info("knowledge version=%s has no judgement model: only the lexicon's overrides "
-                        "judge messages (add knowledge/judgement/ and re-run ingest)", manifest.version)
-        answerability_bytes = self.store.read_blob(manifest, "answerability")
-        answerability = Answerability.from_bytes(answerability_bytes) if answerability_bytes else None
-        entries_bytes = self.store.read_blob(manifest, "entries")
-        entries = EntryClassifier.from_bytes(entries_bytes) if entries_bytes else None
-        index = _Index(manifest, collection, lexicon, judge, answerability, entries)
+        # A version ingest is still writing is read through the writer's own client.
+        pinned = self._pinned is not None
+        collection = self.store.open_collection(manifest) if pinned else self.store.open_reader(manifest)
+        # Chroma's first read of a version rebuilds its vector index from the stored records,
+        # ~0.2 s inside its engine, which releases the GIL: on another thread, beside the
+        # tokenizer and the models loaded here.
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="store-read") as pool:
+            records = pool.submit(self.store.read_records, manifest, collection)
+            init_tokenizer(self.settings.data_dir / "jieba")
+            lexicon_text = self.store.read_blob(manifest, "lexicon")
+            lexicon = Lexicon.from_yaml(lexicon_text.decode("utf-8")) if lexicon_text else self._folder_lexicon(manifest)
+            judge_bytes = self.store.read_blob(manifest, "judgement")
+            judge = Judge.from_bytes(judge_bytes, lexicon.overrides) if judge_bytes else None
+            if judge is None:
+                log.info("knowledge version=%s has no judgement model: only the lexicon's overrides "
+                         "judge messages (add knowledge/judgement/ and re-run ingest)", manifest.version)
+            answerability_bytes = self.store.read_blob(manifest, "answerability")
+            answerability = Answerability.from_bytes(answerability_bytes) if answerability_bytes else None
+            entries_bytes = self.store.read_blob(manifest, "entries")
+            entries = EntryClassifier.from_bytes(entries_bytes) if entries_bytes else None
+            index = _Index(manifest, collection, records.result(), lexicon, judge, answerability, entries)
         log.info("knowledge version=%s chunks=%d units=%d loaded", manifest.version,
                  len(index.chunk_ids), len(index.units))
         return index

@@ -8,12 +8,13 @@ mapped onto the words the knowledge base uses before retrieval.
 from __future__ import annotations
 
 import logging
-import os
 import re
 import tempfile
 import threading
 from functools import lru_cache
 from pathlib import Path
+
+from bot.jieba_dictionary import common_words_dictionary, load_fresh_cache
 
 # (pattern, replacement). ASCII abbreviations only match as whole tokens so
 # "hb" inside an English word is left alone.
@@ -312,38 +313,12 @@ def init_tokenizer(cache_dir: Path | None = None) -> None:
             cache_dir = Path(tempfile.gettempdir()) / "debt-help-jieba"
         cache_dir.mkdir(parents=True, exist_ok=True)
         jieba.dt.tmp_dir = str(cache_dir)
-        jieba.set_dictionary(str(_common_words_dictionary(cache_dir)))
-        jieba.initialize()
+        jieba.set_dictionary(str(common_words_dictionary(cache_dir)))
+        if not load_fresh_cache(jieba.dt):
+            jieba.initialize()  # builds the prefix dictionary and writes the cache
         for word in DOMAIN_WORDS + ["逾期一个月", "一对一", "第三方催收", "个人信息", "消费者权益"]:
             jieba.add_word(word, freq=200000)
         _jieba_ready = True
-
-
-# jieba's full dictionary (349k words) takes ~0.7 s to load even from its cache,
-# a quarter of the bot's start-up budget. Words seen fewer than this many times
-# in jieba's corpus are dropped (136k remain, ~0.2 s); the domain words are
-# added back with a high frequency below.
-COMMON_WORD_MIN_FREQ = 5
-
-
-def _common_words_dictionary(cache_dir: Path) -> Path:
-    """jieba's dictionary without its rarest words, written once into the data folder."""
-    import jieba
-
-    target = cache_dir / f"jieba-dict-freq{COMMON_WORD_MIN_FREQ}.txt"
-    if target.exists():
-        return target
-    source = Path(jieba.__file__).with_name("dict.txt")
-    kept = []
-    with open(source, encoding="utf-8") as fh:
-        for line in fh:
-            parts = line.split()
-            if len(parts) >= 2 and parts[1].isdigit() and int(parts[1]) >= COMMON_WORD_MIN_FREQ:
-                kept.append(line if line.endswith("\n") else line + "\n")
-    tmp = target.with_suffix(f".{os.getpid()}.tmp")
-    tmp.write_text("".join(kept), encoding="utf-8")
-    os.replace(tmp, target)  # another process may be writing the same file
-    return target
 
 
 @lru_cache(maxsize=4096)

@@ -170,7 +170,7 @@ class IngestService:
 
             version = new_version_id()
             try:
-                collection = self.store.create_version_collection(version)
+                collection = self.store.create_version_collection(version, len(chunks))
                 self._write_version(collection, chunks, old_collection, set(old_chunks), progress)
                 self._write_judgement(version, current, messages, lexicon, report.judgement, questions)
                 manifest = Manifest(

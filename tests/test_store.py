@@ -48,6 +48,42 @@ def test_manifest_records_model_dimension_and_counts(tmp_path):
     assert not list(settings.chroma_path.glob("CURRENT*.tmp"))
 
 
+
+def test_dense_search_over_a_real_version_is_exact_in_every_process(tmp_path):
+    """A version of the real knowledge (~750 vectors) is searched exactly, through chromadb and
+    through Chroma's engine directly: the neighbours brute force finds, so every process (each
+    builds its own HNSW index) finds the same. With Chroma's default ef_search of 100, two or
+    three of these 120 queries missed one of their 60 nearest chunks, a different few in each process."""
+    import numpy as np
+
+    from bot.retrieval import DENSE_CANDIDATES
+    from bot.store import open_store
+    from bot.store.chroma_reader import VersionReader
+
+    settings = prepared_store(tmp_path)
+    manifest = open_store(settings).require_manifest()
+    collection = open_store(settings).open_collection(manifest)
+    count = collection.count()
+    assert count > 500  # big enough that an approximate search misses neighbours
+    assert collection.configuration["hnsw"]["ef_search"] >= count
+    built = collection.schema.serialize_to_json()["keys"]["#embedding"]["float_list"]["vector_index"]["config"]
+    assert built["hnsw"]["num_threads"] == 1 and built["space"] == "cosine"
+
+    reader = open_store(settings).open_reader(manifest)
+    assert isinstance(reader, VersionReader)
+    stored = reader.get(include=["embeddings"])
+    ids, vectors = stored["ids"], stored["embeddings"].astype(np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    rng = np.random.default_rng(3)
+    queries = vectors[rng.choice(count, 120, replace=False)] + rng.normal(scale=0.013, size=(120, vectors.shape[1]))
+    for query in queries / np.linalg.norm(queries, axis=1, keepdims=True):
+        similarity = vectors @ query.astype(np.float32)
+        nearest = np.argsort(-similarity, kind="stable")[:DENSE_CANDIDATES]
+        for searched in (collection, reader):
+            got = searched.query(query_embeddings=[query.tolist()], n_results=DENSE_CANDIDATES, include=["distances"])
+            assert set(got["ids"][0]) == {ids[i] for i in nearest}
+            assert np.allclose(got["distances"][0], 1.0 - similarity[nearest], atol=1e-4)
+
 def test_missing_store_says_to_run_ingest(tmp_path):
     from bot.retrieval import Retriever
     from bot.store import StoreMissingError

@@ -11,7 +11,8 @@ Two layouts, chosen by settings (`open_store`), behind one interface
 - embedded (default, bot/store/local.py): `CHROMA_PATH/versions/<version>/` is one PersistentClient
   directory per version and `CHROMA_PATH/CURRENT.json` is the pointer, replaced
   atomically with os.replace. One directory per version also means the bot and
-  ingest never write the same Chroma files from two processes.
+  ingest never write the same Chroma files from two processes. Retrieval reads a
+  published version with Chroma's engine directly (bot/store/chroma_reader.py).
 - server (`CHROMA_HOST` set, bot/store/server.py): collections `<name>__<version>` on a Chroma server;
   the pointer is the metadata of the collection `<name>__pointer`.
 

@@ -16,6 +16,25 @@ from bot.settings import Settings
 from bot.store.manifest import Manifest, PointerDamagedError, StoreError, StoreMissingError
 
 
+# A version's HNSW settings, so that every process finds the same neighbours. Chroma builds
+# a version's HNSW index anew in each process that reads it (a version's ~750 vectors stay
+# below the sync_threshold of 1000, so no index is saved with it), and the graph differs from
+# one process to the next; with Chroma's default ef_search of 100 so did the approximate
+# neighbours, and `bot eval` figures wobbled between runs. A search whose ef_search is at least
+# the number of vectors keeps every vector it reaches as a candidate: exact (the neighbours brute
+# force finds), whatever the graph, for about half a millisecond more per query. 1024 covers
+# today's ~750 chunks with room to grow; a bigger version gets its own count. One build thread
+# is asked for too (kept in the collection's schema); chromadb 1.5.9's embedded engine still
+# builds a different graph in each process, so exact search is what makes the answers repeat.
+HNSW_NUM_THREADS = 1
+HNSW_SEARCH_EF_FLOOR = 1024
+
+
+def hnsw_configuration(records: int = 0) -> dict:
+    """The `hnsw` configuration of a version's collection that will hold `records` vectors."""
+    return {"space": "cosine", "num_threads": HNSW_NUM_THREADS, "ef_search": max(HNSW_SEARCH_EF_FLOOR, records)}
+
+
 class KnowledgeStore:
     """Opens versions of the store and flips the pointer; knows nothing of retrieval.
 
@@ -149,21 +168,35 @@ class KnowledgeStore:
         self.record_version(manifest)
         self._write_pointer(manifest)
 
-    def create_version_collection(self, version: str):
-        """An empty collection for a new version (cosine space, no Chroma embedding function)."""
+    def create_version_collection(self, version: str, records: int = 0):
+        """An empty collection for a new version that will hold `records` vectors (cosine space,
+        exact and deterministic search: hnsw_configuration; no Chroma embedding function)."""
         client = self.client_for(version, create=True)
         return client.create_collection(
             self.collection_name(version),
             embedding_function=None,  # we always pass vectors; never Chroma's ONNX default
-            configuration={"hnsw": {"space": "cosine"}},
+            configuration={"hnsw": hnsw_configuration(records)},
             metadata={"version": version},
         )
 
     def open_collection(self, manifest: Manifest):
+        return self._opening(manifest, lambda: self.client_for(manifest.version).get_collection(
+            manifest.collection, embedding_function=None))
+
+    def open_reader(self, manifest: Manifest):
+        """A published version's collection for reading only (retrieval): what open_collection
+        gives, unless the layout has a cheaper way to read (bot/store/local.py)."""
+        return self.open_collection(manifest)
+
+    def read_records(self, manifest: Manifest, collection) -> dict:
+        """Every record's document and metadata: retrieval's first read of a version, where
+        damaged files show (the engine reads the records only now); a failure is a StoreError."""
+        return self._opening(manifest, lambda: collection.get(include=["documents", "metadatas"]))
+
+    def _opening(self, manifest: Manifest, open_it: Callable[[], Any]):
+        """open_it(), with any failure but a StoreError said as one."""
         try:
-            return self.client_for(manifest.version).get_collection(
-                manifest.collection, embedding_function=None
-            )
+            return open_it()
         except StoreError:
             raise
         except Exception as exc:

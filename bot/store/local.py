@@ -13,17 +13,21 @@ from __future__ import annotations
 import os
 import shutil
 from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 from bot.settings import Settings
 from bot.store.base import KnowledgeStore, wait_for_lock
 from bot.store.manifest import Manifest, PointerDamagedError, StoreError
+
+if TYPE_CHECKING:
+    from bot.store.chroma_reader import VersionReader
 
 
 class LocalStore(KnowledgeStore):
     def __init__(self, settings: Settings) -> None:
         super().__init__(settings)
         self._local_clients: dict[str, Any] = {}
+        self._readers: dict[str, VersionReader] = {}
 
     def describe(self) -> str:
         return f"local Chroma at {self.root}"
@@ -34,16 +38,38 @@ class LocalStore(KnowledgeStore):
         if client is None:
             import chromadb
 
-            path = self.root / "versions" / version
-            if create:
-                path.mkdir(parents=True, exist_ok=True)
-            elif not path.is_dir():
-                # Reading must not create an empty version where a deleted one was.
-                raise StoreError(f"The knowledge store's version {version} is missing at {path}. "
-                                 "Run `python -m ingest` to repair the store.")
+            path = self._version_path(version, create)
             client = chromadb.PersistentClient(path=str(path), settings=self._chroma_settings())
             self._local_clients[version] = client
         return client
+
+    def _version_path(self, version: str, create: bool = False) -> Path:
+        path = self.root / "versions" / version
+        if create:
+            path.mkdir(parents=True, exist_ok=True)
+        elif not path.is_dir():
+            # Reading must not create an empty version where a deleted one was.
+            raise StoreError(f"The knowledge store's version {version} is missing at {path}. "
+                             "Run `python -m ingest` to repair the store.")
+        return path
+
+    def open_reader(self, manifest: Manifest):
+        """Chroma's engine without the chromadb package (bot/store/chroma_reader.py): a published
+        version is never written again. A version this store already has a chromadb client for
+        (ingest writing it, or reading it to reuse vectors) is read through that client."""
+        version = manifest.version
+        if version in self._local_clients:
+            return self.open_collection(manifest)
+        reader = self._readers.get(version)
+        if reader is None:
+            from bot.store.chroma_reader import open_version_reader
+
+            path = self._version_path(version)
+            reader = self._opening(manifest, lambda: open_version_reader(path, manifest.collection))
+            if reader is None:  # a chromadb release whose engine this cannot drive
+                return self.open_collection(manifest)
+            self._readers[version] = reader
+        return reader
 
     def collection_name(self, version: str) -> str:
         return self.base_name  # one directory per version, so the name can stay fixed
@@ -131,6 +157,9 @@ class LocalStore(KnowledgeStore):
         return sorted(p.name for p in versions_dir.iterdir() if p.is_dir())
 
     def drop_version(self, version: str) -> None:
+        reader = self._readers.pop(version, None)
+        if reader is not None:
+            reader.close()
         client = self._local_clients.pop(version, None)
         if client is not None:
             # Release this client's files before removal (only this client: other
