@@ -15,7 +15,7 @@ import time
 from dataclasses import dataclass, field, replace
 
 from bot import texts
-from bot.answer_text import closing_note, first_line, hotline_line
+from bot.answer_text import closing_note, first_line, follow_up_titles, hotline_line
 from bot.answerability import Decision
 from bot.calibration import BUNDLED_THRESHOLDS, Thresholds
 from bot.reply import Reply, Source
@@ -48,6 +48,7 @@ class Outcome:
     retrieval: RetrievalResult | None = None
     assessment: Assessment = field(default_factory=Assessment)
     routed: bool = False  # a fixed preface and a routed entry: never rewritten by a language model
+    unsure: bool = False  # declined because no entry surely answers it (not because it is out of scope)
 
 
 class AnswerEngine:
@@ -260,15 +261,20 @@ class AnswerEngine:
             # "白条逾期一天算逾期吗": Alipay's rule is not that lender's, and 95188 can't answer for it.
             text = texts.DECLINE_OTHER_LENDER.format(lender=lender.name, ask=lender.ask)
             return self.decline(text, started, assessment, result)
-        decision = self.decide(result, assessment.label)
+        rule_answers = self.fixed_rule_answers(result)
+        # The stage the person gave chose the entry (the dialogue's knowledge, not the wording the
+        # answerability model was fitted on): the fixed rule decides. "花呗逾期快三个月了 我该先干嘛"
+        staged = self._prefer_stage(result, prefer_tag, stage_asked)
+        decision = Decision("answer" if rule_answers else "decline") if staged else self.decide(result, assessment.label)
         if decision.action == "clarify":
             first, second = decision.options
             return self.clarify(texts.CLARIFY_BETWEEN, started, [first.unit.title, second.unit.title], assessment)
         if decision.action == "decline":
             domain = has_domain_word(result.normalised) or assessment.label in ("product", "domain")
             text = texts.DECLINE_NOT_IN_KNOWLEDGE if domain else texts.DECLINE_OUT_OF_SCOPE
-            return self.decline(text, started, assessment, result)
-        self._prefer_stage(result, prefer_tag, stage_asked)
+            outcome = self.decline(text, started, assessment, result)
+            outcome.unsure = True
+            return outcome
         if avoid and result.top.unit.id == avoid:
             # Move along the entry's own related links, to a good match only.
             related = set(result.top.unit.related)
@@ -278,11 +284,12 @@ class AnswerEngine:
                 result.promote(alternative)
         return self._compose(result, slots, started, assessment)
 
-    def _prefer_stage(self, result: RetrievalResult, prefer_tag: str | None, stage_asked: bool) -> None:
-        """Put the entry for the person's stage of overdue (`prefer_tag`) first, see respond()."""
+    def _prefer_stage(self, result: RetrievalResult, prefer_tag: str | None, stage_asked: bool) -> bool:
+        """Put the entry for the person's stage of overdue (`prefer_tag`) first, see respond().
+        True when the first entry is now that stage's."""
         top = result.top
         if not prefer_tag or top is None or prefer_tag in top.unit.tags:
-            return
+            return bool(prefer_tag and top is not None)
         tagged = next((h for h in result.hits[1:5] if prefer_tag in h.unit.tags
                        and (h.unit.topic == top.unit.topic or stage_asked)
                        and h.dense >= self.thresholds.relevance), None)
@@ -294,6 +301,7 @@ class AnswerEngine:
             tagged = Hit(unit=unit, score=top.score, dense=top.dense) if unit else None
         if tagged is not None:
             result.promote(tagged)
+        return tagged is not None
 
     def small_talk(self, normalised: str, started: float, assessment: Assessment) -> Outcome:
         text = normalised.strip()
@@ -361,7 +369,7 @@ class AnswerEngine:
     def _reply_for(self, hit: Hit, body: str, others: list[Hit], started: float,
                    assessment: Assessment, result: RetrievalResult, also: list[Hit] = ()) -> Outcome:
         sources = [_source(h.unit, h.dense) for h in [hit, *also]]
-        reply = Reply(body.strip(), "answer", sources, self.suggestions(hit, others), _ms(started))
+        reply = Reply(body.strip(), "answer", sources, follow_up_titles(hit, others, self.retriever.units), _ms(started))
         return Outcome(reply, entry=hit.unit.id, retrieval=result, assessment=assessment)
 
     def elaborate(self, outcome: Outcome, message: str, *, slots: Slots | None = None,
@@ -374,22 +382,6 @@ class AnswerEngine:
         unit = self.retriever.units.get(previous_entry) if previous_entry else None
         return self.generator.generate(clean_user_text(message), outcome, slots=slots,
                                        topic_title=unit.title if unit else None, on_partial=on_partial)
-
-    def suggestions(self, hit: Hit, others: list[Hit], limit: int = 3) -> list[str]:
-        """Follow-ups: the entry's own related entries first, then other close matches."""
-        units = self.retriever.units
-        picked: list[str] = []
-        seen = {hit.unit.id}
-        candidates = [units[r] for r in hit.unit.related if r in units]
-        candidates += [h.unit for h in others]
-        for unit in candidates:
-            if unit.id in seen or unit.source_type != "faq":
-                continue
-            seen.add(unit.id)
-            picked.append(unit.title)
-            if len(picked) == limit:
-                break
-        return picked
 
 
 def _source(unit: Unit, score: float) -> Source:

@@ -36,3 +36,19 @@ def hotline_line(text: str) -> str:
         if re.search(r"热线\D{0,6}\d{3,}|hotline\D{0,6}\d{3,}", line, re.I):
             return line.strip().lstrip("-").strip()
     return first_line(text)
+
+
+def follow_up_titles(hit, others: list, units: dict, limit: int = 3) -> list[str]:
+    """Follow-ups offered under an answer: the entry's own related entries first, then other
+    close matches (FAQ entries only, never the one answered)."""
+    picked: list[str] = []
+    seen = {hit.unit.id}
+    candidates = [units[r] for r in hit.unit.related if r in units] + [h.unit for h in others]
+    for unit in candidates:
+        if unit.id in seen or unit.source_type != "faq":
+            continue
+        seen.add(unit.id)
+        picked.append(unit.title)
+        if len(picked) == limit:
+            break
+    return picked

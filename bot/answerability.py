@@ -4,7 +4,7 @@ Made from evidence retrieval already has about its best matches: the dense and
 lexical legs' agreement, the match to the entry's own paraphrased questions
 rather than its answer text, the margin to the runner-up, the judgement's
 label, and the entry classifier's view (does the question's own wording name
-this entry, and by how much more than any other). A small logistic model over
+this entry, by how much more than any other, and than the questions no entry answers). A small logistic model over
 those features says how likely the top entry answers the question; it is
 fitted at ingest on the tuning part of the labelled question sets
 (ingest/answerability_build.py), and its thresholds are chosen there so that a
@@ -18,8 +18,11 @@ import json
 import math
 from dataclasses import dataclass, field
 
+from bot.entry_classifier import NONE_ID
+
 FEATURES = ("dense", "question_dense", "lexical_share", "both_legs_first", "score_margin", "dense_margin",
-            "product_label", "domain_label", "entry_score", "entry_first", "entry_margin")
+            "product_label", "domain_label", "entry_score", "entry_first", "entry_margin", "none_margin",
+            "answerable_margin")
 # An entry the classifier has no score for (a store without one) counts as not recognised.
 NO_ENTRY_SCORE = -1.0
 
@@ -36,7 +39,10 @@ def features(result, label: str, position: int = 0) -> list[float]:
     next_dense = max((h.dense for h in others), default=0.0)
     scores = result.entry_scores
     own = scores.get(hit.unit.id, NO_ENTRY_SCORE)
-    best_other = max((v for uid, v in scores.items() if uid != hit.unit.id), default=NO_ENTRY_SCORE)
+    best_other = max((v for uid, v in scores.items() if uid not in (hit.unit.id, NONE_ID)), default=NO_ENTRY_SCORE)
+    # How much more the entry is recognised than "a question no entry answers".
+    none = scores.get(NONE_ID, NO_ENTRY_SCORE)
+    best_entry = max((v for uid, v in scores.items() if uid != NONE_ID), default=NO_ENTRY_SCORE)
     return [
         hit.dense,
         hit.question_dense,
@@ -49,6 +55,8 @@ def features(result, label: str, position: int = 0) -> list[float]:
         own,
         1.0 if scores and own > best_other else 0.0,
         own - best_other,
+        own - none,
+        best_entry - none,  # some entry answers it, whichever (two close entries split the classifier)
     ]
 
 

@@ -46,7 +46,9 @@ _CJK = re.compile(r"[\u4e00-\u9fff]")
 SITUATION = re.compile(rf"({'|'.join(PRODUCTS)}|支付宝)?[和、跟]?(花呗|借呗)?(已经)?{OVERDUE_DURATION.pattern}(了|啦)?")
 PRODUCT_SPECIFIC = re.compile(r"征信|芝麻|利息|利率|费用|罚息|逾期费|额度|上报")
 ABOUT_THE_STAGE = re.compile(r"会怎么样|会怎样|接下来|会做什么|会怎么催|怎么催收|严厉|更凶|更狠|加大|升级|会发生什么|"
-                             r"什么后果|what will|what happens")
+                             r"什么后果|what will|what happens|"
+                             # "what do I do first": a plan for where they are, which the stage entry gives
+                             r"先(干嘛|干什么|做什么|做啥|怎么办)|从哪(里)?(开始|下手)|what (should|do) i do first")
 _PUNCT = re.compile(r"[\s,，。.!！?？;；、~～]+")
 
 STAGE_OPTIONS = ["刚逾期几天", "逾期一个月左右", "逾期三个月以上"]
@@ -221,7 +223,8 @@ class DialogueEngine:
             contextual = self._in_context(message, topic_unit, state, started)
             if contextual.reply.kind == "answer":
                 return contextual
-        if outcome.reply.kind == "answer" and self._needs_stage(normalised, state):
+        if (outcome.reply.kind == "answer" or outcome.unsure) and self._needs_stage(normalised, state):
+            # "借呗逾期了会怎么样": it depends on the stage, so ask it rather than answer or decline.
             state.pending = "overdue"
             return answers.clarify(STAGE_QUESTION, started, STAGE_OPTIONS)
         if (outcome.reply.kind == "clarify" and outcome.assessment.label == "vague" and not slots.overdue

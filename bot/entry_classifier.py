@@ -8,6 +8,11 @@ hashed character n-grams and words) learns which words tell the entries apart.
 Retrieval fuses it as a third leg, voting only for entries it recognises
 (bot/retrieval.py); it is fitted at ingest for each version
 (ingest/entry_classifier_build.py) and evaluated in docs/entry-classifier.md.
+
+Questions that no entry answers are a class of their own (NONE_ID): "芝麻分怎么查" sounds like
+the Sesame-score entry, and the questions people asked that it does not answer teach the
+classifier what such near misses look like. Its score is evidence for answerability, never
+a retrieval vote.
 """
 
 from __future__ import annotations
@@ -17,6 +22,8 @@ import io
 import numpy as np
 
 from bot.judgement.models import linear_scores
+
+NONE_ID = "(none)"  # the class of questions no entry answers
 
 
 class EntryClassifier:

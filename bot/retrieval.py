@@ -28,7 +28,7 @@ from bot.lexicon import Lexicon
 from bot.reply import Source, SourceRef, basis_text
 from bot.calibration import BUNDLED_THRESHOLDS, Thresholds, check_prompts, thresholds_of
 from bot.embeddings import Embedder, embedder_for
-from bot.entry_classifier import EntryClassifier
+from bot.entry_classifier import NONE_ID, EntryClassifier
 from bot.judgement.features import message_features
 from bot.settings import Settings
 from bot.store import KnowledgeStore, Manifest, check_embedding_model, open_store
@@ -373,7 +373,8 @@ class Retriever:
             # only for entries it recognises (a positive score) and that the other legs found.
             scores = entries.scores(self.embedder.query_vector(normalised), message_features(normalised))
             result.entry_scores = scores
-            recognised = sorted((uid for uid, v in scores.items() if v > 0), key=lambda uid: -scores[uid])
+            recognised = sorted((uid for uid, v in scores.items() if v > 0 and uid != NONE_ID),
+                                key=lambda uid: -scores[uid])
             for rank, uid in enumerate(recognised, start=1):
                 if uid in hits:
                     hits[uid].score += 1.0 / (RRF_K + rank)

@@ -37,7 +37,7 @@ from bot.textnorm import normalise_query
 log = logging.getLogger(__name__)
 
 # Bump when the features or the fitting change: the next ingest fits the model again.
-ANSWERABILITY_FORMAT = "answerability-6"  # entry classifier features, out-of-fold
+ANSWERABILITY_FORMAT = "answerability-7"  # entry classifier features (with the none class), out-of-fold
 WRONG_COST = 2.0  # a wrong answer costs as much as this many needless declines
 FOLDS = 5
 # Offer a choice between two entries only where, out-of-fold, at least this share of

@@ -1,25 +1,27 @@
 """Fit the entry classifier (bot/entry_classifier.py) at ingest, for the version being written.
 
 Examples: every entry's title and paraphrased questions, and the tuning part of the
-labelled question sets (a question with its first acceptable entry). The held-out
-part is never seen, so `python -m bot eval` still measures questions it did not learn.
+labelled question sets (a question with its first acceptable entry; a question no entry
+answers, as the class NONE_ID). The held-out part is never seen, so `python -m bot eval`
+still measures questions it did not learn.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from bot.entry_classifier import EntryClassifier
+from bot.entry_classifier import NONE_ID, EntryClassifier
 from bot.judgement.features import FEATURES, message_features
 from bot.textnorm import normalise_query
 
 # Bump when the examples or the fitting change: the next ingest fits the classifier again.
-ENTRY_CLASSIFIER_FORMAT = "entries-2"  # 2: article sections by heading
+ENTRY_CLASSIFIER_FORMAT = "entries-3"  # 2: article sections by heading; 3: the none class
 ENTRY_C = 1.0  # LinearSVC's default
 
 
 def training_examples(units, questions: list[tuple[str, list[str]]]) -> tuple[list[str], list[str]]:
-    """(texts, entry ids): titles and paraphrases of `units`, then `questions` (text, acceptable ids)."""
+    """(texts, entry ids): titles and paraphrases of `units`, then `questions` (text, acceptable ids),
+    those no entry answers (no ids) labelled NONE_ID."""
     texts, labels = [], []
     known = {u.id for u in units}
     for unit in units:
@@ -30,7 +32,7 @@ def training_examples(units, questions: list[tuple[str, list[str]]]) -> tuple[li
                 texts.append(text)
                 labels.append(unit.id)
     for text, ids in questions:
-        first = next((i for i in ids if i in known), None)
+        first = next((i for i in ids if i in known), None) if ids else NONE_ID
         if first is not None:
             texts.append(text)
             labels.append(first)

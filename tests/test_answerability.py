@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from bot.answerability import FEATURES, Answerability, features
+from bot.entry_classifier import NONE_ID
 from bot.lexicon import Lexicon
 from ingest.answerability_build import FOLDS, WRONG_COST, _thresholds, build_answerability, fold_of
 
@@ -57,6 +58,16 @@ def test_the_classifiers_view_of_each_entry_is_evidence():
     assert (other["entry_score"], other["entry_first"], other["entry_margin"]) == (-0.5, 0.0, -1.5)
     unknown = dict(zip(FEATURES, features(_result("a", "b"), "domain", 0)))  # a store without a classifier
     assert unknown["entry_first"] == 0.0
+
+
+def test_looking_like_a_question_no_entry_answers_is_evidence_too():
+    """The none class is compared with the entry (none_margin) and with the best entry of all
+    (answerable_margin), and is never counted as another entry."""
+    result = _result("a", "b", entry_scores={"a": 0.2, "b": 0.4, NONE_ID: 0.9})
+    named = dict(zip(FEATURES, features(result, "domain", 0)))
+    assert named["entry_margin"] == pytest.approx(0.2 - 0.4)  # b, not the none class
+    assert named["none_margin"] == pytest.approx(0.2 - 0.9)
+    assert named["answerable_margin"] == pytest.approx(0.4 - 0.9)
 
 
 def test_a_model_from_an_older_store_without_a_veto_never_vetoes():

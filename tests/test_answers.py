@@ -180,10 +180,11 @@ def test_legal_answers_carry_one_disclaimer_not_two(fresh_engine):
 
 
 def test_a_close_second_entry_gets_one_line_and_its_own_source(fresh_engine):
-    reply = ask(fresh_engine, "催收说交800块服务费就能帮我停止催收")
+    # Where to report: the complaint channels, and in one line the online complaint platforms.
+    reply = ask(fresh_engine, "暴力催收可以向哪些部门举报")
     assert reply.kind == "answer"
     ids = [s.id for s in reply.sources]
-    assert len(ids) == 2 and set(ids) == {"scams-debt-agents", "fees-extra-charges"}
+    assert len(ids) == 2 and set(ids) == {"complaints-channels", "complaints-online"}
     assert reply.text.count("另外，关于") == 1
 
 

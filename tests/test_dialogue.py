@@ -5,6 +5,8 @@ from __future__ import annotations
 import time
 import uuid
 
+import pytest
+
 from bot.dialogue import DialogueEngine
 from bot.sessions import SQLiteSessionStore
 
@@ -119,3 +121,17 @@ def test_a_duration_belongs_to_the_product_it_was_said_of(fresh_engine):
     first, second = conversation(fresh_engine, "我花呗晚了快两周了，会不会打电话给我老板", "jb欠了2万 能不能只还本金")
     assert second.kind == "answer"
     assert "两周" not in second.text
+
+
+@pytest.mark.parametrize("message, about_stage", [
+    ("花呗都逾期快三个月了 天天打电话 我该先干嘛", True),   # what first: the plan for that stage
+    ("借呗逾期两个月了 不知道从哪开始处理", True),
+    ("花呗逾期十天了", True),                               # only the situation
+    ("花呗逾期一个月了 催收打电话给我同事 怎么办", False),   # a particular problem, not the stage
+    ("借呗逾期三个月了 先还花呗还是先还借呗", False),         # "先还" is not "what first"
+])
+def test_what_to_do_first_asks_about_the_stage(message, about_stage):
+    from bot.dialogue import asks_about_stage
+    from bot.textnorm import normalise_query
+
+    assert asks_about_stage(normalise_query(message)) is about_stage

@@ -11,7 +11,7 @@ import pytest
 
 from bot.answer_text import hotline_line
 from bot.embeddings import get_embedder
-from bot.entry_classifier import EntryClassifier
+from bot.entry_classifier import NONE_ID, EntryClassifier
 from bot.judgement.features import FEATURES, message_features
 from bot.settings import BUNDLED_EMBEDDING_MODEL
 from bot.textnorm import normalise_query
@@ -55,63 +55,46 @@ def test_close_entries_are_told_apart_by_their_words(classifier, question, entry
 
 
 def test_training_takes_titles_paraphrases_and_tuning_questions_for_known_entries():
-    texts, labels = training_examples(ENTRIES, [("问一个", ["gone", "reuse"]), ("没有答案的问题", [])])
+    texts, labels = training_examples(ENTRIES, [("问一个", ["gone", "reuse"]), ("没有答案的问题", []),
+                                                ("只有删掉的条目", ["gone"])])
     assert texts[0] == ENTRIES[0].title and labels.count("minimum") == 4
     assert ("问一个", "reuse") in zip(texts, labels)  # the first acceptable entry that exists
-    assert "没有答案的问题" not in texts
+    assert ("没有答案的问题", NONE_ID) in zip(texts, labels)  # nothing answers it: the none class
+    assert "只有删掉的条目" not in texts  # its entry is gone: not evidence of anything
 
 
-def test_the_classifier_survives_publishing(classifier):
-    again = EntryClassifier.from_bytes(classifier.to_bytes())
-    assert again.ids == classifier.ids
-    assert _best(again, "最后还款日几点截止") == "cutoff"
+# Questions near an entry's topic that it does not answer (the none class learns these).
+UNANSWERED = [("花呗额度怎么提高", []), ("怎么把花呗额度调低", []), ("花呗临时额度怎么申请", []),
+              ("花呗最低还款是百分之几", []), ("最低还款比例是多少", [])]
 
 
-def test_ingest_publishes_it_and_retrieval_loads_it(tmp_path):
-    from tests.helpers_knowledge import prepared_store
+def test_questions_no_entry_answers_are_recognised_as_such():
+    """A near miss ("额度怎么提高" is not "额度会恢复吗") scores the none class above the entry
+    it sounds like; the entry's own kind of question still scores the entry first."""
+    texts, labels = training_examples(ENTRIES, UNANSWERED)
+    model = fit_entry_classifier(texts, labels, get_embedder(BUNDLED_EMBEDDING_MODEL))
+    assert _best(model, "hb额度咋提高啊") == NONE_ID
+    assert _best(model, "还清了hb咋还用不了") == "reuse"
+
+
+def test_retrieval_never_offers_the_none_class_as_an_entry(tmp_path):
+    from tests.helpers_knowledge import make_settings, tiny_knowledge
 
     from bot.retrieval import Retriever
-    from bot.store import open_store
+    from bot.splits import is_held_out
+    from ingest.service import IngestService
 
-    settings = prepared_store(tmp_path)
-    store = open_store(settings)
-    assert store.read_blob(store.require_manifest(), "entries")
+    knowledge = tiny_knowledge(tmp_path / "knowledge")
+    unanswered = ["花呗额度怎么提高", "怎么把花呗额度调低", "花呗临时额度怎么申请", "花呗怎么开通",
+                  "借呗利率是多少", "花呗分期手续费多少", "芝麻分怎么查", "支付宝怎么改密码"]
+    assert any(not is_held_out(q) for q in unanswered)  # some are tuning questions, learned from
+    (knowledge / "eval").mkdir()
+    (knowledge / "eval" / "realistic.yaml").write_text(
+        "".join(f"- q: {q}\n  ids: []\n" for q in unanswered), encoding="utf-8")
+    settings = make_settings(tmp_path, knowledge)
+    IngestService(settings).run()
     retriever = Retriever(settings)
-    assert retriever._current_index().entries is not None
-    assert retriever.search("花呗逾期了怎么办").hits  # searching with the third leg works
-
-
-def test_it_votes_only_for_entries_it_recognises(tmp_path):
-    from tests.helpers_knowledge import prepared_store
-
-    from bot.retrieval import RRF_K, Retriever
-
-    retriever = Retriever(prepared_store(tmp_path))
-    index = retriever._current_index()
-    question = "花呗逾期了会怎么样"
-    ids = sorted(index.units)
-    dimension = retriever.embedder.dimension
-
-    def with_biases(biases: dict[str, float]) -> list[str]:
-        bias = np.array([biases.get(uid, -1.0) for uid in ids])
-        index.entries = EntryClassifier(ids, np.zeros((len(ids), dimension)), np.zeros((len(ids), FEATURES)), bias)
-        return [h.unit.id for h in retriever.search(question, k=5).hits]
-
-    index.entries = None
-    plain = retriever.search(question, k=5).hits
-    assert with_biases({}) == [h.unit.id for h in plain]  # recognises nothing: the other legs decide
-    # Recognising a close second (one the other legs found) puts it first.
-    second = next(h for h in plain[1:] if h.score + 1.0 / (RRF_K + 1) > plain[0].score)
-    assert with_biases({second.unit.id: 2.0})[0] == second.unit.id
-    # Recognising an entry neither leg found does not bring it in.
-    absent = next(uid for uid in ids if uid not in {h.unit.id for h in retriever.search(question, k=len(ids)).hits})
-    assert absent not in with_biases({absent: 5.0})
-
-
-@pytest.mark.parametrize("body, line", [
-    ("会焦虑太正常了。\n- 联系 95188 问问能不能分期。\n- 可以拨打心理援助热线 12356，找人聊聊。",
-     "可以拨打心理援助热线 12356，找人聊聊。"),
-    ("会焦虑太正常了。\n- 联系 95188 问问能不能分期。", "会焦虑太正常了。"),  # no helpline: its first line
-])
-def test_the_support_entry_second_still_gives_its_helpline(body, line):
-    assert hotline_line(body) == line
+    assert NONE_ID in retriever._current_index().entries.ids
+    result = retriever.search("花呗额度咋提高", k=5)
+    assert NONE_ID in result.entry_scores
+    assert result.hits and all(h.unit.id != NONE_ID for h in result.hits)
