@@ -16,16 +16,16 @@ from bot.settings import Settings
 from bot.store.manifest import Manifest, PointerDamagedError, StoreError, StoreMissingError
 
 
-# A version's HNSW settings, so that every process finds the same neighbours. Chroma builds
-# a version's HNSW index anew in each process that reads it (a version's ~750 vectors stay
-# below the sync_threshold of 1000, so no index is saved with it), and the graph differs from
-# one process to the next; with Chroma's default ef_search of 100 so did the approximate
-# neighbours, and `bot eval` figures wobbled between runs. A search whose ef_search is at least
-# the number of vectors keeps every vector it reaches as a candidate: exact (the neighbours brute
-# force finds), whatever the graph, for about half a millisecond more per query. 1024 covers
-# today's ~750 chunks with room to grow; a bigger version gets its own count. One build thread
-# is asked for too (kept in the collection's schema); chromadb 1.5.9's embedded engine still
-# builds a different graph in each process, so exact search is what makes the answers repeat.
+# A version's HNSW settings, so that every process finds the same neighbours. Chroma saves no
+# HNSW index with a version of fewer than sync_threshold (1000) records and builds it anew in
+# each process that reads it, and the graph differs from one process to the next; with
+# Chroma's default ef_search of 100 so did the approximate neighbours, and `bot eval` figures
+# wobbled between runs. A search whose ef_search is at least the number of vectors keeps every
+# vector it reaches as a candidate: exact (the neighbours brute force finds) however the graph
+# was built, for about half a millisecond more per query. The floor of 1024 covers a small
+# version; a bigger one (1453 chunks with the paraphrases) gets its own count. One build
+# thread is asked for too (kept in the collection's schema); chromadb 1.5.9's embedded engine
+# still builds a different graph in each process, so exact search is what makes answers repeat.
 HNSW_NUM_THREADS = 1
 HNSW_SEARCH_EF_FLOOR = 1024
 
