@@ -68,9 +68,17 @@ class AnswerEngine:
         """Answer from the best match, offer a choice between the two best, or decline: with
         ANSWERABILITY=model the store's answerability model (fitted at ingest, which may veto the
         fixed rule's answer), else the fixed rule alone."""
-        model = self.retriever.answerability if self.settings.answerability == "model" else None
+        model = self.answerability_model
         rule_answers = self.fixed_rule_answers(result)
-        return model.decide(result, label, rule_answers) if model else Decision("answer" if rule_answers else "decline")
+        if model is None or (rule_answers and result.top.dense >= self.thresholds.exact):
+            # Without a model, or asked (nearly) in one of the entry's own questions: the rule.
+            return Decision("answer" if rule_answers else "decline")
+        return model.decide(result, label, rule_answers)
+
+    @property
+    def answerability_model(self):
+        """The store's answerability model when ANSWERABILITY=model (None: the fixed rule alone)."""
+        return self.retriever.answerability if self.settings.answerability == "model" else None
 
     def is_confident(self, result: RetrievalResult, label: str = "domain") -> bool:
         return self.decide(result, label).action == "answer"
@@ -208,6 +216,9 @@ class AnswerEngine:
         if assessment.speaker == "identity_theft" or (assessment.speaker and assessment.sure(assessment.label)):
             slots.speaker = assessment.speaker  # remembered for the rest of the conversation
         result = self.retriever.search(query or message, k=5)
+        model = self.answerability_model
+        if model is not None and result.top is not None and result.top.dense < self.thresholds.exact:
+            model.rank(result, assessment.label)  # one of an entry's own questions stays first
         if assessment.evasion:
             return self._routed_answer("evasion", texts.EVASION_PREFACE, result, started, assessment)
         if assessment.sure("threat"):

@@ -2,9 +2,10 @@
 
 Every tuning question of the labelled question sets (knowledge/eval/questions.yaml:
 kind answer with its ids, kind decline with none; knowledge/eval/realistic*.yaml) is
-searched in the new version as the bot would search it. Each of its two best matches
-becomes one example: the evidence (bot/answerability.py FEATURES) and whether that
-entry answers the question acceptably. A logistic regression learns the odds.
+searched in the new version as the bot would search it. Each of its RANK_DEPTH best
+matches becomes one example: the evidence (bot/answerability.py FEATURES) and whether
+that entry answers the question acceptably. A logistic regression learns the odds; the
+bot orders the matches by them (Answerability.rank) and decides on the first.
 
 The entry classifier (a retrieval leg and a source of features) learned from these same
 questions, so it would recognise each of them far better than a new one. Each question is
@@ -21,6 +22,7 @@ stands from `veto_at`.
 from __future__ import annotations
 
 import hashlib
+import copy
 import logging
 from collections.abc import Callable
 from pathlib import Path
@@ -28,7 +30,7 @@ from pathlib import Path
 import numpy as np
 import yaml
 
-from bot.answerability import Answerability, features
+from bot.answerability import RANK_DEPTH, Answerability, features
 from bot.eval_answerability import realistic_files
 from bot.safety import assess
 from bot.splits import is_held_out
@@ -37,7 +39,7 @@ from bot.textnorm import normalise_query
 log = logging.getLogger(__name__)
 
 # Bump when the features or the fitting change: the next ingest fits the model again.
-ANSWERABILITY_FORMAT = "answerability-7"  # entry classifier features (with the none class), out-of-fold
+ANSWERABILITY_FORMAT = "answerability-8"  # ranks the best five matches
 WRONG_COST = 2.0  # a wrong answer costs as much as this many needless declines
 FOLDS = 5
 # Offer a choice between two entries only where, out-of-fold, at least this share of
@@ -82,38 +84,50 @@ def build_answerability(retriever, items: list[tuple[str, list[str]]],
     folds = [fold_of(question) for question, _ in items]
     classifiers = {k: fit_classifier([it for it, f in zip(items, folds) if f != k]) for k in range(FOLDS)} \
         if fit_classifier is not None else {}
-    rows, targets, question_of, position, rule = [], [], [], [], []
+    rows, targets, question_of, rule_at = [], [], [], []
     for n, (question, ids) in enumerate(items):
         label = assess(normalise_query(question), judge, embedder.query_vector, lexicon.overrides).label
         result = retriever.search(question, k=5, entries=classifiers.get(folds[n]))
-        rule.append(bool(rule_answers and result.hits and rule_answers(result)))
-        for p in range(min(2, len(result.hits))):
+        for p, hit in enumerate(result.hits[:RANK_DEPTH]):
             rows.append(features(result, label, p))
-            targets.append(result.hits[p].unit.id in ids)
+            targets.append(hit.unit.id in ids)
             question_of.append(n)
-            position.append(p)
+            # The fixed rule's decision were this entry ranked first (the model reorders them).
+            rule_at.append(bool(rule_answers and rule_answers(_with_first(result, hit))))
     X, y = np.array(rows), np.array(targets, dtype=int)
     if len(set(y.tolist())) < 2:
         return None
-    model = LogisticRegression(C=1.0, max_iter=2000)
-    # Grouped by question, so a question's two rows are never split between fit and test.
+    model = LogisticRegression(C=1.0, max_iter=3000)
+    # Grouped by question, so a question's rows are never split between fit and test.
     oof = cross_val_predict(model, X, y, cv=GroupKFold(FOLDS), groups=question_of, method="predict_proba")[:, 1]
     model.fit(X, y)
-    top = _top_rows(question_of, position)
-    top_p = np.array([oof[top[q]] if q in top else 0.0 for q in range(len(items))])
-    top_right = np.array([bool(y[top[q]]) if q in top else False for q in range(len(items))])
-    rule = np.array(rule)
+    ranked = _ranked_rows(question_of, oof)
+    top_p = np.array([oof[r[0]] if r else 0.0 for r in ranked])
+    top_right = np.array([bool(y[r[0]]) if r else False for r in ranked])
+    rule = np.array([rule_at[r[0]] if r else False for r in ranked])
     answer_at, veto_at = _thresholds(top_p, top_right, np.array([bool(ids) for _, ids in items]), rule)
-    clarify_at = _clarify_threshold(oof, y, question_of, _answered(top_p, rule, answer_at, veto_at))
-    fitted_on = {"questions": len(items), "examples": int(len(y)), "out_of_fold": bool(classifiers)}
+    clarify_at = _clarify_threshold(oof, y, ranked, _answered(top_p, rule, answer_at, veto_at))
+    fitted_on = {"questions": len(items), "examples": int(len(y)), "out_of_fold": bool(classifiers),
+                 "first_right": int(top_right.sum())}
     log.info("answerability answer_at=%.2f veto_at=%.2f clarify_at=%.2f on %d questions",
              answer_at, veto_at, clarify_at, len(items))
     return Answerability([float(w) for w in model.coef_[0]], float(model.intercept_[0]), answer_at, clarify_at,
                          fitted_on, veto_at)
 
 
-def _top_rows(question_of, position) -> dict[int, int]:
-    return {q: i for i, (q, p) in enumerate(zip(question_of, position)) if p == 0}
+def _with_first(result, hit):
+    """A copy of `result` with `hit` first (the fixed rule looks at the first hit)."""
+    reordered = copy.copy(result)
+    reordered.hits = [hit] + [h for h in result.hits if h is not hit]
+    return reordered
+
+
+def _ranked_rows(question_of, probability) -> list[list[int]]:
+    """Per question, its rows by probability, best first (as Answerability.rank orders hits)."""
+    rows: list[list[int]] = [[] for _ in range(max(question_of, default=-1) + 1)]
+    for i, q in enumerate(question_of):
+        rows[q].append(i)
+    return [sorted(r, key=lambda i: -probability[i]) for r in rows]
 
 
 def _answered(top_p, rule, answer_at: float, veto_at: float):
@@ -136,13 +150,10 @@ def _thresholds(top_p, top_right, answerable, rule) -> tuple[float, float]:
     return best
 
 
-def _clarify_threshold(oof, y, question_of, answered) -> float:
+def _clarify_threshold(oof, y, ranked, answered) -> float:
     """Among the questions not answered, the lowest probability both top entries must reach for
     a choice between them to contain an acceptable entry CLARIFY_PRECISION of the time."""
-    rows: dict[int, list[int]] = {}
-    for i, q in enumerate(question_of):
-        rows.setdefault(q, []).append(i)
-    pairs = [r for q, r in rows.items() if len(r) == 2 and not answered[q]]
+    pairs = [r[:2] for q, r in enumerate(ranked) if len(r) >= 2 and not answered[q]]
     for threshold in np.arange(0.10, 1.0, 0.01):
         offered = [r for r in pairs if min(oof[r[0]], oof[r[1]]) >= threshold]
         if offered and sum(1 for r in offered if y[r[0]] or y[r[1]]) / len(offered) >= CLARIFY_PRECISION:

@@ -233,3 +233,21 @@ def test_another_lenders_rules_are_not_answered_with_alipays(fresh_engine, quest
 def test_alipay_questions_that_mention_no_or_another_lender_are_still_answered(fresh_engine, question):
     reply = ask(fresh_engine, question)
     assert "没有可靠的资料，它和花呗、借呗的规则不一定一样" not in reply.text
+
+
+@pytest.fixture
+def model_decides(fresh_engine):
+    """The shared engine with ANSWERABILITY=model for one test."""
+    kept = fresh_engine.answers.settings
+    fresh_engine.answers.settings = kept.model_copy(update={"answerability": "model"})
+    yield fresh_engine
+    fresh_engine.answers.settings = kept
+
+
+def test_with_the_model_a_question_asked_in_an_entrys_own_words_is_answered(model_decides):
+    """"逾期了会上征信吗" is nearly one of an entry's own questions: the model, unsure which credit entry a
+    new customer means, does not decline it."""
+    assert model_decides.retriever.answerability is not None
+    reply = ask(model_decides, "逾期了会上征信吗")
+    assert reply.kind == "answer" and reply.sources[0].id.startswith("credit-")
+
