@@ -78,6 +78,16 @@ EVASION_WORDS_CASES = [
 ]
 
 
+def test_evasion_words_yield_when_the_offsets_move_one_wronged_label_to_another():
+    # The model hears a threat (0.65); the victim offset alone makes it a victim. The collector's
+    # "不想还" is quoted, not wished: the threat reply, no lecture.
+    offsets = np.zeros(len(LABELS))
+    offsets[INDEX["victim"]] = 0.75
+    judge = Judge(_FixedModel({"threat": 0.65, "victim": 0.3, "evasion": 0.05}), offsets, LEXICON.overrides)
+    judgement = judge.judge(normalise_query("催收威胁我说不想还就上门打我"), np.zeros(8, dtype=np.float32))
+    assert (judgement.label, judgement.evasion_words) == ("threat", True)
+
+
 def test_evasion_words_win_when_only_the_offsets_made_it_a_victim():
     # The model itself hears an evader (0.6); the evasion offset alone turns it into a victim.
     offsets = np.zeros(len(LABELS))

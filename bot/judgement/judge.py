@@ -129,6 +129,10 @@ class Judge:
             if speaker == "relative" or (label in EVASION_WORDS_YIELD_TO and label == heard):
                 # "有人发朋友圈说我是老赖": the model hears a victim in words an evader would use.
                 evasion_words = True
+            elif label in EVASION_WORDS_YIELD_TO and heard in EVASION_WORDS_YIELD_TO:
+                # The model hears a threat, the victim offset made it a victim ("催收威胁我说不想还就
+                # 上门打我"): someone wronged either way, and the model's own call is the reply.
+                label, evasion_words = heard, True
             else:
                 label, rule = "evasion", "evasion"
         elif label != "crisis" and self.overrides.match("out_of_scope", text) and not has_domain_word(text):
