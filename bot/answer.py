@@ -66,40 +66,38 @@ class AnswerEngine:
     # --- decisions ------------------------------------------------------------------
     def decide(self, result: RetrievalResult, label: str = "domain") -> Decision:
         """Answer from the best match, offer a choice between the two best, or decline: with
-        ANSWERABILITY=model the store's answerability model (fitted at ingest, which may veto the
-        fixed rule's answer), else the fixed rule alone."""
-        model = self.answerability_model
-        rule_answers = self.fixed_rule_answers(result)
-        if model is None or (rule_answers and result.top.dense >= self.thresholds.exact):
-            # Without a model, or asked (nearly) in one of the entry's own questions: the rule.
+        ANSWERABILITY=model by the store's answerability model (which may veto the fixed rule's
+        answer); else by the fixed rule, declined only where that model is nearly sure it answers
+        another question. One of an entry's own questions, asked (nearly) as is, is answered."""
+        fitted, rule_answers = self.retriever.answerability, self.fixed_rule_answers(result)
+        if fitted is None or (rule_answers and result.top.dense >= self.thresholds.exact):
             return Decision("answer" if rule_answers else "decline")
-        return model.decide(result, label, rule_answers)
+        if self.answerability_model is None:
+            return Decision("answer" if rule_answers and not fitted.surely_wrong(result, label) else "decline")
+        return fitted.decide(result, label, rule_answers)
 
     @property
     def answerability_model(self):
-        """The store's answerability model when ANSWERABILITY=model (None: the fixed rule alone)."""
+        """The store's answerability model when ANSWERABILITY=model (None: the rule decides)."""
         return self.retriever.answerability if self.settings.answerability == "model" else None
 
     def is_confident(self, result: RetrievalResult, label: str = "domain") -> bool:
         return self.decide(result, label).action == "answer"
 
     def fixed_rule_answers(self, result: RetrievalResult) -> bool:
-        """The rule for a store without an answerability model (the "not in my knowledge" line)."""
-        top = result.top
+        """The fixed rule: is the first match similar enough to answer from (the "not in my knowledge" line)?"""
+        top, thresholds = result.top, self.thresholds
         if top is None:
             return False
-        thresholds = self.thresholds
-        threshold = thresholds.relevance
         if (not has_problem_word(result.normalised) or PRODUCT_USAGE.search(result.normalised)) \
                 and top.dense < thresholds.strong and not self._usage_entry_fits(result):
             # About using a product rather than trouble with a debt ("花呗额度怎么提高"): not covered,
             # however similar it sounds, unless an entry asks nearly the same question.
             return False
-        if top.dense >= threshold:
-            return True
         # A weaker dense match is still trusted when the keyword leg agrees strongly
         # on the same entry (exact terms such as 95188 or 征信 matter).
-        return top.dense >= threshold - 0.1 and (top.lexical_rank == 1 or has_domain_word(result.normalised))
+        return top.dense >= thresholds.relevance or (top.dense >= thresholds.relevance - 0.1 and (
+            top.lexical_rank == 1 or has_domain_word(result.normalised)))
 
     @staticmethod
     def _usage_entry_fits(result: RetrievalResult) -> bool:
@@ -216,9 +214,8 @@ class AnswerEngine:
         if assessment.speaker == "identity_theft" or (assessment.speaker and assessment.sure(assessment.label)):
             slots.speaker = assessment.speaker  # remembered for the rest of the conversation
         result = self.retriever.search(query or message, k=5)
-        model = self.answerability_model
-        if model is not None and result.top is not None and result.top.dense < self.thresholds.exact:
-            model.rank(result, assessment.label)  # one of an entry's own questions stays first
+        if self.answerability_model and result.top and result.top.dense < self.thresholds.exact:
+            self.answerability_model.rank(result, assessment.label)  # an entry's own question stays first
         if assessment.evasion:
             return self._routed_answer("evasion", texts.EVASION_PREFACE, result, started, assessment)
         if assessment.sure("threat"):

@@ -39,12 +39,15 @@ from bot.textnorm import normalise_query
 log = logging.getLogger(__name__)
 
 # Bump when the features or the fitting change: the next ingest fits the model again.
-ANSWERABILITY_FORMAT = "answerability-8"  # ranks the best five matches
+ANSWERABILITY_FORMAT = "answerability-9"  # ranks the best five matches; sure_wrong_below for the rule
 WRONG_COST = 2.0  # a wrong answer costs as much as this many needless declines
 FOLDS = 5
 # Offer a choice between two entries only where, out-of-fold, at least this share of
 # such choices would contain an acceptable entry.
 CLARIFY_PRECISION = 0.7
+# With ANSWERABILITY=rule, the model declines the rule's answer only where, out-of-fold, at
+# least this share of the answers it would decline are to a different question.
+SURE_WRONG_PRECISION = 0.95
 MIN_QUESTIONS = 40  # fewer tuning questions than this: no answerability model is built
 
 
@@ -106,13 +109,17 @@ def build_answerability(retriever, items: list[tuple[str, list[str]]],
     top_right = np.array([bool(y[r[0]]) if r else False for r in ranked])
     rule = np.array([rule_at[r[0]] if r else False for r in ranked])
     answer_at, veto_at = _thresholds(top_p, top_right, np.array([bool(ids) for _, ids in items]), rule)
+    # ANSWERABILITY=rule keeps retrieval's order: its first match is each question's first row.
+    first = [min(r) for r in ranked]
+    sure_wrong_below = _sure_wrong_threshold(np.array([oof[i] for i in first]), np.array([bool(y[i]) for i in first]),
+                                             np.array([rule_at[i] for i in first]))
     clarify_at = _clarify_threshold(oof, y, ranked, _answered(top_p, rule, answer_at, veto_at))
     fitted_on = {"questions": len(items), "examples": int(len(y)), "out_of_fold": bool(classifiers),
                  "first_right": int(top_right.sum())}
-    log.info("answerability answer_at=%.2f veto_at=%.2f clarify_at=%.2f on %d questions",
-             answer_at, veto_at, clarify_at, len(items))
+    log.info("answerability answer_at=%.2f veto_at=%.2f clarify_at=%.2f sure_wrong_below=%.2f on %d questions",
+             answer_at, veto_at, clarify_at, sure_wrong_below, len(items))
     return Answerability([float(w) for w in model.coef_[0]], float(model.intercept_[0]), answer_at, clarify_at,
-                         fitted_on, veto_at)
+                         fitted_on, veto_at, sure_wrong_below)
 
 
 def _with_first(result, hit):
@@ -147,6 +154,18 @@ def _thresholds(top_p, top_right, answerable, rule) -> tuple[float, float]:
             cost = WRONG_COST * np.sum(answered & ~top_right) + np.sum(~answered & answerable)
             if cost < best_cost:
                 best, best_cost = (float(answer_at), float(veto_at)), cost
+    return best
+
+
+def _sure_wrong_threshold(first_p, first_right, rule) -> float:
+    """The highest probability below which, out-of-fold, at least SURE_WRONG_PRECISION of the
+    fixed rule's answers are to a different question (or to one no entry answers): there the
+    model may decline them even with ANSWERABILITY=rule. 0 when no such threshold exists."""
+    best = 0.0
+    for threshold in np.round(np.arange(0.01, 1.0, 0.01), 2):
+        declined = rule & (first_p < threshold)
+        if declined.any() and np.mean(~first_right[declined]) >= SURE_WRONG_PRECISION:
+            best = float(threshold)
     return best
 
 

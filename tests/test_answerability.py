@@ -13,7 +13,8 @@ import pytest
 from bot.answerability import FEATURES, RANK_DEPTH, Answerability, features
 from bot.entry_classifier import NONE_ID
 from bot.lexicon import Lexicon
-from ingest.answerability_build import FOLDS, WRONG_COST, _thresholds, build_answerability, fold_of
+from ingest.answerability_build import (FOLDS, SURE_WRONG_PRECISION, WRONG_COST, _sure_wrong_threshold, _thresholds,
+                                        build_answerability, fold_of)
 
 
 def _hit(uid: str, dense: float = 0.7, score: float = 0.03):
@@ -99,6 +100,27 @@ def test_looking_like_a_question_no_entry_answers_is_evidence_too():
     assert named["entry_margin"] == pytest.approx(0.2 - 0.4)  # b, not the none class
     assert named["none_margin"] == pytest.approx(0.2 - 0.9)
     assert named["answerable_margin"] == pytest.approx(0.4 - 0.9)
+
+
+def test_with_the_rule_only_answers_the_model_is_nearly_sure_are_wrong_are_declined():
+    model = _model_saying(0.05, sure_wrong_below=0.1)
+    assert model.surely_wrong(_result("a", "b"), "domain")
+    assert not _model_saying(0.2, sure_wrong_below=0.1).surely_wrong(_result("a", "b"), "domain")
+    assert Answerability.from_bytes(model.to_bytes()).sure_wrong_below == 0.1
+    older = model.to_bytes().decode("utf-8").replace('"sure_wrong_below": 0.1, ', "")
+    assert Answerability.from_bytes(older.encode("utf-8")).sure_wrong_below == 0.0  # never declines
+
+
+def test_the_rule_is_overruled_only_where_nearly_all_such_answers_are_wrong():
+    # Thirty answers of the rule: below 0.2 all wrong, at 0.25 two right in four, above right.
+    first_p = np.array([0.05] * 10 + [0.15] * 6 + [0.25] * 4 + [0.6] * 10)
+    right = np.array([False] * 16 + [True, True, False, False] + [True] * 10)
+    threshold = _sure_wrong_threshold(first_p, right, np.ones(30, dtype=bool))
+    assert 0.15 < threshold <= 0.25  # the 16 wrong answers, not the band with a right one in it
+    assert SURE_WRONG_PRECISION >= 0.9
+    # Answers the rule does not give are not counted, and no band that pure: never overruled.
+    assert _sure_wrong_threshold(first_p, right, np.zeros(30, dtype=bool)) == 0.0
+    assert _sure_wrong_threshold(np.full(4, 0.1), np.array([True, False, True, False]), np.ones(4, dtype=bool)) == 0.0
 
 
 def test_a_model_from_an_older_store_without_a_veto_never_vetoes():

@@ -251,3 +251,12 @@ def test_with_the_model_a_question_asked_in_an_entrys_own_words_is_answered(mode
     reply = ask(model_decides, "逾期了会上征信吗")
     assert reply.kind == "answer" and reply.sources[0].id.startswith("credit-")
 
+
+
+def test_the_rule_declines_an_answer_the_model_is_nearly_sure_is_to_another_question(fresh_engine):
+    """From the issue: "我的借呗是不是逾期了" got the 花呗-versus-借呗 entry (a catch-all). With the default
+    rule, the store's model overrules that stretch: an honest decline that says where to ask."""
+    assert fresh_engine.answers.settings.answerability == "rule"
+    reply = ask(fresh_engine, "我的借呗是不是逾期了")
+    assert reply.kind == "decline" and "95188" in reply.text
+    assert ask(fresh_engine, "hb逾期了会上征信吗").kind == "answer"  # a question it answers is still answered
