@@ -5,7 +5,8 @@ label model, trained on the tuning part of the labelled messages. Its threshold
 is the score at which CRISIS_LINES_TARGET of the tuning crises are flagged
 out-of-fold (each scored by a detector that did not see it), raised where
 needed so that at most QUESTION_ALARM_LIMIT of the ordinary questions in the
-tuning part of knowledge/eval/ get the crisis lines before their answer.
+tuning part of knowledge/eval/ get the crisis lines before their answer. Those
+questions are also learned as what is not a crisis.
 """
 
 from __future__ import annotations
@@ -59,14 +60,23 @@ def build_crisis_detector(design, labels: np.ndarray, question_design=None, *, d
     """`design`: the tuning messages' feature rows (ingest/judgement_build.design_matrix: the
     embedding times `dense_scale` in the first `dimension` columns, then the hashed features),
     `labels` their label indices; `question_design`: the ordinary tuning questions' rows.
-    None when there are too few crises (or nothing but crises) to learn from."""
+    None when there are too few crises (or nothing but crises) to learn from.
+
+    The ordinary questions are also examples of what is not a crisis: customers asking about
+    their own account in their own words ("我怎么看自己欠了多少") were flagged from words the
+    crisis messages share. They are scored out-of-fold like the messages, so the alarm limit
+    is checked on questions the detector did not learn."""
+    from scipy import sparse
+
     is_crisis = (labels == INDEX["crisis"]).astype(np.int32)
     if is_crisis.sum() < FOLDS or (1 - is_crisis).sum() < FOLDS:
         return None
-    crisis_scores = out_of_fold_scores(design, is_crisis)[is_crisis == 1]
-    detector = _fit(design, is_crisis)
-    question_scores = detector.decision_function(question_design) if question_design is not None \
-        else np.zeros(0)
+    asked = 0 if question_design is None else question_design.shape[0]
+    rows = design if not asked else sparse.vstack([design, question_design]).tocsr()
+    targets = np.concatenate([is_crisis, np.zeros(asked, dtype=np.int32)])
+    scores = out_of_fold_scores(rows, targets)
+    crisis_scores = scores[:len(is_crisis)][is_crisis == 1]
+    detector = _fit(rows, targets)
     weights = detector.coef_[0]
     return CrisisDetector(weights[:dimension] * dense_scale, weights[dimension:], float(detector.intercept_[0]),
-                          calibrate_threshold(crisis_scores, question_scores))
+                          calibrate_threshold(crisis_scores, scores[len(is_crisis):]))

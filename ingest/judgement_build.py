@@ -24,7 +24,7 @@ log = logging.getLogger(__name__)
 
 MODEL_KIND = "linear"  # the better of the two on held-out messages (docs/judgement.md)
 # Bump when the features or the training change: the next ingest rebuilds the model.
-JUDGEMENT_FORMAT = "judgement-6"
+JUDGEMENT_FORMAT = "judgement-7"  # 7: the crisis detector learns the ordinary questions as non-crises
 LINEAR_C = 1.0
 SCORE_TEMPERATURE = 4.0  # SVM scores to logits: softmax(4 * score) reads like a probability
 DENSE_SCALE = 1.0  # weight of the embedding view against the (L2-normalised) n-gram view
