@@ -16,8 +16,11 @@ METRICS = ("recall@1", "recall@3", "recall@5", "mrr")
 
 
 def run_eval(*args):
+    # Generous: with another embedding model the eval builds a whole temporary store first
+    # (every chunk, judgement message and tuning question embedded and fitted anew), which took
+    # about 8 minutes on a loaded 2-core machine with today's data. A limit, not a benchmark.
     return subprocess.run([sys.executable, "-m", "bot", "eval", "--json", *args], cwd=ROOT, env=os.environ.copy(),
-                          capture_output=True, text=True, timeout=600)
+                          capture_output=True, text=True, timeout=1500)
 
 
 def test_eval_json_reports_every_leg_and_the_answer_checks():
