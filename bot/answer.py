@@ -67,13 +67,13 @@ class AnswerEngine:
     def decide(self, result: RetrievalResult, label: str = "domain") -> Decision:
         """Answer from the best match, offer a choice between the two best, or decline: with
         ANSWERABILITY=model by the store's answerability model (which may veto the fixed rule's
-        answer); else by the fixed rule, declined only where that model is nearly sure it answers
-        another question. One of an entry's own questions, asked (nearly) as is, is answered."""
+        answer); else by the fixed rule, overruled only where that model is nearly sure the rule
+        is wrong. One of an entry's own questions, asked (nearly) as is, is answered."""
         fitted, rule_answers = self.retriever.answerability, self.fixed_rule_answers(result)
         if fitted is None or (rule_answers and result.top.dense >= self.thresholds.exact):
             return Decision("answer" if rule_answers else "decline")
         if self.answerability_model is None:
-            return Decision("answer" if rule_answers and not fitted.surely_wrong(result, label) else "decline")
+            return Decision("answer" if rule_answers != fitted.overrules(result, label, rule_answers) else "decline")
         return fitted.decide(result, label, rule_answers)
 
     @property

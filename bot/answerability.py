@@ -80,9 +80,12 @@ class Answerability:
     # the rule knows things the features don't (usage entries, stage words), the model
     # vetoes its stretches.
     veto_at: float = 1.0
-    # With ANSWERABILITY=rule, the rule's answer is declined only below this: where the model
-    # is nearly sure it answers a different question (0: a store fitted before this existed).
+    # With ANSWERABILITY=rule, the rule's answer is declined only below this, where the model
+    # is nearly sure it answers a different question, and the rule's decline becomes an answer
+    # from `sure_right_at`, where the model is nearly sure it answers it (a store fitted before
+    # these existed: 0 and 1, never).
     sure_wrong_below: float = 0.0
+    sure_right_at: float = 1.0
 
     def probability(self, values: list[float]) -> float:
         z = self.bias + sum(w * x for w, x in zip(self.weights, values))
@@ -103,9 +106,12 @@ class Answerability:
         hit = result.hits[position]
         return hit.answers_p if hit.answers_p is not None else self.probability(features(result, label, position))
 
-    def surely_wrong(self, result, label: str) -> bool:
-        """The first match almost certainly answers a different question (ANSWERABILITY=rule)."""
-        return bool(result.hits) and self.likelihood(result, label, 0) < self.sure_wrong_below
+    def overrules(self, result, label: str, rule_answers: bool) -> bool:
+        """With ANSWERABILITY=rule: the model is nearly sure the rule is wrong about the first match."""
+        if not result.hits:
+            return False
+        probability = self.likelihood(result, label, 0)
+        return probability < self.sure_wrong_below if rule_answers else probability >= self.sure_right_at
 
     def decide(self, result, label: str, rule_answers: bool = False) -> Decision:
         if not result.hits:
@@ -124,7 +130,8 @@ class Answerability:
     def to_bytes(self) -> bytes:
         return json.dumps({"features": FEATURES, "weights": self.weights, "bias": self.bias,
                            "answer_at": self.answer_at, "clarify_at": self.clarify_at, "veto_at": self.veto_at,
-                           "sure_wrong_below": self.sure_wrong_below, "fitted_on": self.fitted_on},
+                           "sure_wrong_below": self.sure_wrong_below, "sure_right_at": self.sure_right_at,
+                           "fitted_on": self.fitted_on},
                           ensure_ascii=False).encode("utf-8")
 
     @classmethod
@@ -133,4 +140,4 @@ class Answerability:
         if tuple(raw["features"]) != FEATURES:
             raise ValueError("answerability features differ from this program's: re-run ingest")
         return cls(raw["weights"], raw["bias"], raw["answer_at"], raw["clarify_at"], raw.get("fitted_on", {}),
-                   raw.get("veto_at", 1.0), raw.get("sure_wrong_below", 0.0))
+                   raw.get("veto_at", 1.0), raw.get("sure_wrong_below", 0.0), raw.get("sure_right_at", 1.0))

@@ -39,7 +39,7 @@ from bot.textnorm import normalise_query
 log = logging.getLogger(__name__)
 
 # Bump when the features or the fitting change: the next ingest fits the model again.
-ANSWERABILITY_FORMAT = "answerability-9"  # ranks the best five matches; sure_wrong_below for the rule
+ANSWERABILITY_FORMAT = "answerability-10"  # ranks the best five; sure_wrong_below, sure_right_at for the rule
 WRONG_COST = 2.0  # a wrong answer costs as much as this many needless declines
 FOLDS = 5
 # Offer a choice between two entries only where, out-of-fold, at least this share of
@@ -48,6 +48,10 @@ CLARIFY_PRECISION = 0.7
 # With ANSWERABILITY=rule, the model declines the rule's answer only where, out-of-fold, at
 # least this share of the answers it would decline are to a different question.
 SURE_WRONG_PRECISION = 0.95
+# ... and answers a question the rule declines only where at least this share of such answers
+# are right (out of at least SURE_MIN questions).
+SURE_RIGHT_PRECISION = 0.9
+SURE_MIN = 10
 MIN_QUESTIONS = 40  # fewer tuning questions than this: no answerability model is built
 
 
@@ -111,15 +115,17 @@ def build_answerability(retriever, items: list[tuple[str, list[str]]],
     answer_at, veto_at = _thresholds(top_p, top_right, np.array([bool(ids) for _, ids in items]), rule)
     # ANSWERABILITY=rule keeps retrieval's order: its first match is each question's first row.
     first = [min(r) for r in ranked]
-    sure_wrong_below = _sure_wrong_threshold(np.array([oof[i] for i in first]), np.array([bool(y[i]) for i in first]),
-                                             np.array([rule_at[i] for i in first]))
+    first_p, first_right = np.array([oof[i] for i in first]), np.array([bool(y[i]) for i in first])
+    first_rule = np.array([rule_at[i] for i in first])
+    sure_wrong_below = _sure_wrong_threshold(first_p, first_right, first_rule)
+    sure_right_at = _sure_right_threshold(first_p, first_right, first_rule)
     clarify_at = _clarify_threshold(oof, y, ranked, _answered(top_p, rule, answer_at, veto_at))
     fitted_on = {"questions": len(items), "examples": int(len(y)), "out_of_fold": bool(classifiers),
                  "first_right": int(top_right.sum())}
-    log.info("answerability answer_at=%.2f veto_at=%.2f clarify_at=%.2f sure_wrong_below=%.2f on %d questions",
-             answer_at, veto_at, clarify_at, sure_wrong_below, len(items))
+    log.info("answerability answer_at=%.2f veto_at=%.2f clarify_at=%.2f sure_wrong_below=%.2f sure_right_at=%.2f "
+             "on %d questions", answer_at, veto_at, clarify_at, sure_wrong_below, sure_right_at, len(items))
     return Answerability([float(w) for w in model.coef_[0]], float(model.intercept_[0]), answer_at, clarify_at,
-                         fitted_on, veto_at, sure_wrong_below)
+                         fitted_on, veto_at, sure_wrong_below, sure_right_at)
 
 
 def _with_first(result, hit):
@@ -167,6 +173,17 @@ def _sure_wrong_threshold(first_p, first_right, rule) -> float:
         if declined.any() and np.mean(~first_right[declined]) >= SURE_WRONG_PRECISION:
             best = float(threshold)
     return best
+
+
+def _sure_right_threshold(first_p, first_right, rule) -> float:
+    """The lowest probability from which, out-of-fold, at least SURE_RIGHT_PRECISION of the
+    questions the fixed rule declines (at least SURE_MIN of them) are answered by the first
+    match: there the model may answer them even with ANSWERABILITY=rule. 1 (never) otherwise."""
+    for threshold in np.round(np.arange(0.5, 1.0, 0.01), 2):
+        answered = ~rule & (first_p >= threshold)
+        if answered.sum() >= SURE_MIN and np.mean(first_right[answered]) >= SURE_RIGHT_PRECISION:
+            return float(threshold)
+    return 1.0
 
 
 def _clarify_threshold(oof, y, ranked, answered) -> float:

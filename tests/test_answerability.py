@@ -13,7 +13,8 @@ import pytest
 from bot.answerability import FEATURES, RANK_DEPTH, Answerability, features
 from bot.entry_classifier import NONE_ID
 from bot.lexicon import Lexicon
-from ingest.answerability_build import (FOLDS, SURE_WRONG_PRECISION, WRONG_COST, _sure_wrong_threshold, _thresholds,
+from ingest.answerability_build import (FOLDS, SURE_RIGHT_PRECISION, SURE_WRONG_PRECISION, WRONG_COST,
+                                        _sure_right_threshold, _sure_wrong_threshold, _thresholds,
                                         build_answerability, fold_of)
 
 
@@ -102,13 +103,36 @@ def test_looking_like_a_question_no_entry_answers_is_evidence_too():
     assert named["answerable_margin"] == pytest.approx(0.4 - 0.9)
 
 
-def test_with_the_rule_only_answers_the_model_is_nearly_sure_are_wrong_are_declined():
-    model = _model_saying(0.05, sure_wrong_below=0.1)
-    assert model.surely_wrong(_result("a", "b"), "domain")
-    assert not _model_saying(0.2, sure_wrong_below=0.1).surely_wrong(_result("a", "b"), "domain")
-    assert Answerability.from_bytes(model.to_bytes()).sure_wrong_below == 0.1
-    older = model.to_bytes().decode("utf-8").replace('"sure_wrong_below": 0.1, ', "")
-    assert Answerability.from_bytes(older.encode("utf-8")).sure_wrong_below == 0.0  # never declines
+@pytest.mark.parametrize("probability, rule_answers, overruled", [
+    (0.05, True, True),    # the rule answers, the model is nearly sure that is a different question
+    (0.2, True, False),    # unlikely, but not that sure: the rule stands
+    (0.9, False, True),    # the rule declines, the model is nearly sure the first match answers it
+    (0.7, False, False),   # likely, but not that sure: the rule's decline stands
+])
+def test_with_the_rule_the_model_overrules_it_only_when_nearly_sure(probability, rule_answers, overruled):
+    model = _model_saying(probability, sure_wrong_below=0.1, sure_right_at=0.85)
+    assert model.overrules(_result("a", "b"), "domain", rule_answers) == overruled
+
+
+def test_the_rules_overruling_thresholds_survive_publishing_and_older_stores_never_overrule():
+    model = _model_saying(0.5, sure_wrong_below=0.1, sure_right_at=0.85)
+    again = Answerability.from_bytes(model.to_bytes())
+    assert (again.sure_wrong_below, again.sure_right_at) == (0.1, 0.85)
+    older = model.to_bytes().decode("utf-8").replace('"sure_wrong_below": 0.1, "sure_right_at": 0.85, ', "")
+    older_model = Answerability.from_bytes(older.encode("utf-8"))
+    assert (older_model.sure_wrong_below, older_model.sure_right_at) == (0.0, 1.0)
+
+
+def test_a_decline_of_the_rule_becomes_an_answer_only_where_nearly_all_such_answers_are_right():
+    # Questions the rule declines: from 0.9 nine in ten right, at 0.8 half, below mostly wrong.
+    first_p = np.array([0.95] * 10 + [0.9] * 10 + [0.8] * 10 + [0.3] * 10)
+    right = np.array([True] * 9 + [False] + [True] * 9 + [False] + [True, False] * 5 + [False] * 10)
+    threshold = _sure_right_threshold(first_p, right, np.zeros(40, dtype=bool))
+    assert 0.8 < threshold <= 0.9
+    assert SURE_RIGHT_PRECISION >= 0.9
+    # Questions the rule answers are not counted; too few to tell: never.
+    assert _sure_right_threshold(first_p, right, np.ones(40, dtype=bool)) == 1.0
+    assert _sure_right_threshold(np.full(5, 0.99), np.ones(5, dtype=bool), np.zeros(5, dtype=bool)) == 1.0
 
 
 def test_the_rule_is_overruled_only_where_nearly_all_such_answers_are_wrong():
