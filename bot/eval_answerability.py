@@ -16,6 +16,7 @@ from pathlib import Path
 import yaml
 
 from bot.splits import is_held_out
+from bot.yamlnodes import SAFE_LOADER
 
 TARGETS = {"acceptable": 0.90, "wrong_answer_rate": 0.03}
 CATCH_ALL_LIMIT = 3  # an entry chosen wrongly more often than this is a defect to fix
@@ -28,7 +29,7 @@ def realistic_files(knowledge_dir: Path) -> list[Path]:
 def load_realistic(paths: list[Path]) -> list[dict]:
     items = []
     for path in paths:
-        data = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or []
+        data = yaml.load(Path(path).read_text(encoding="utf-8"), Loader=SAFE_LOADER) or []
         items += [{"q": str(item["q"]), "ids": list(item.get("ids") or [])} for item in data]
     return items
 

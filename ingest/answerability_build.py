@@ -21,8 +21,8 @@ stands from `veto_at`.
 
 from __future__ import annotations
 
-import hashlib
 import copy
+import hashlib
 import logging
 from collections.abc import Callable
 from pathlib import Path
@@ -35,6 +35,7 @@ from bot.eval_answerability import realistic_files
 from bot.safety import assess
 from bot.splits import is_held_out
 from bot.textnorm import normalise_query
+from bot.yamlnodes import SAFE_LOADER
 
 log = logging.getLogger(__name__)
 
@@ -61,7 +62,7 @@ def tuning_questions(knowledge_dir: Path) -> list[tuple[str, list[str]]]:
     for path in [knowledge_dir / "eval" / "questions.yaml", *realistic_files(knowledge_dir)]:
         if not path.is_file():
             continue
-        for raw in yaml.safe_load(path.read_text(encoding="utf-8")) or []:
+        for raw in yaml.load(path.read_text(encoding="utf-8"), Loader=SAFE_LOADER) or []:
             if not isinstance(raw, dict) or "q" not in raw:
                 continue
             kind = raw.get("kind", "answer")

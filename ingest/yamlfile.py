@@ -10,7 +10,7 @@ from pathlib import Path
 
 import yaml
 
-from bot.yamlnodes import mapping_items, node_line, scalar_text, string_list, syntax_error_line
+from bot.yamlnodes import SAFE_LOADER, mapping_items, node_line, scalar_text, string_list, syntax_error_line
 from ingest.problems import Problem
 
 __all__ = ["compose_file", "mapping_fields", "node_line", "scalar_text", "string_list"]
@@ -23,7 +23,7 @@ def compose_file(path: Path, display: str) -> tuple[yaml.Node | None, list[Probl
     except UnicodeDecodeError as exc:
         return None, [Problem(display, 1, f"not UTF-8 text ({exc.reason})")]
     try:
-        return yaml.compose(text, Loader=yaml.SafeLoader), []
+        return yaml.compose(text, Loader=SAFE_LOADER), []
     except yaml.MarkedYAMLError as exc:
         return None, [Problem(display, syntax_error_line(exc) or 1, f"invalid YAML: {exc.problem or exc}")]
 
