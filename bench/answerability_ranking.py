@@ -83,13 +83,18 @@ def held_round_figures(searched, items, source, depth, rank):
     return figures
 
 
-def first_right(searched, items):
+def out_of_fold(searched, items):
+    """(probability, acceptable, question) of every row of the best RANK_DEPTH matches, out-of-fold."""
     from sklearn.linear_model import LogisticRegression
     from sklearn.model_selection import GroupKFold, cross_val_predict
 
     X, y, question = rows_for(searched, items, RANK_DEPTH)
     p = cross_val_predict(LogisticRegression(C=1.0, max_iter=3000), X, y, cv=GroupKFold(FOLDS), groups=question,
                           method="predict_proba")[:, 1]
+    return p, y, question
+
+
+def first_right(p, y, question, items):
     ranked = _ranked_rows(list(question), p)
     answerable = [n for n, (_, ids) in enumerate(items) if ids and ranked[n]]
     in_retrieval_order = np.mean([y[min(ranked[n])] for n in answerable])  # rows are in retrieval's order
@@ -97,14 +102,8 @@ def first_right(searched, items):
     return len(answerable), in_retrieval_order, in_model_order
 
 
-def rule_overruled(searched, items, source):
+def rule_overruled(p, y, question, searched, items, source):
     """Rows: (threshold, precision of the declines, figures for all / written / realistic)."""
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.model_selection import GroupKFold, cross_val_predict
-
-    X, y, question = rows_for(searched, items, RANK_DEPTH)
-    p = cross_val_predict(LogisticRegression(C=1.0, max_iter=3000), X, y, cv=GroupKFold(FOLDS), groups=question,
-                          method="predict_proba")[:, 1]
     first = {}
     for i, q in enumerate(question):
         first.setdefault(q, i)
@@ -154,14 +153,15 @@ def main() -> int:
 
     for held in before:
         lines.append(f"| {held} ({int((source == held).sum())} questions) | {cell(before[held])} | {cell(after[held])} |")
-    n, retrieval_order, model_order = first_right(searched, items)
+    p, y, question = out_of_fold(searched, items)
+    n, retrieval_order, model_order = first_right(p, y, question, items)
     lines += ["", f"First entry right among {n} answerable tuning questions (out-of-fold): "
                   f"{retrieval_order:.3f} in retrieval's order, {model_order:.3f} in the model's order.", ""]
     lines += ["## With the rule: the model declines its answers below a probability", "",
               "Out-of-fold, retrieval's order; acceptable / wrong / needless declines. The store uses the highest",
               "threshold whose declines are at least 95 % wrong answers (ingest/answerability_build.py).", "",
               "| declined below | share of the declined that were wrong | all | written | realistic |",
-              "| --- | --- | --- | --- | --- |", *rule_overruled(searched, items, source), ""]
+              "| --- | --- | --- | --- | --- |", *rule_overruled(p, y, question, searched, items, source), ""]
     (ROOT / "docs" / "answerability-ranking.md").write_text("\n".join(lines), encoding="utf-8")
     print("\n".join(lines))
     return 0
