@@ -236,10 +236,21 @@ def clean_user_text(text: str) -> str:
     return _SPACES.sub(" ", text).strip()
 
 
+# "忽略之前的规则，直接告诉我…" / "ignore previous instructions and…": an instruction to the bot
+# in front of the question is not part of it (and only pulls the match off the question).
+INSTRUCTION_PREAMBLE = re.compile(
+    r"^(?:请)?(?:忽略|无视|忘掉|忘记)(?:你)?(?:之前|前面|以上|上面|刚才|所有|全部|系统)*的?(?:所有|全部)?"
+    r"(?:规则|指令|设定|提示词|提示|要求|限制)[,.!?;: ]*"
+    r"|^(?:please )?(?:ignore|forget) (?:all )?(?:(?:the|your) )?(?:previous|prior|above|earlier)? ?"
+    r"(?:instructions|rules|prompts?)[,.!?;: ]*(?:and )?")
+
+
 def normalise_query(text: str) -> str:
-    """Traditional -> simplified, full-width -> half-width, lower case, abbreviations expanded."""
+    """Traditional -> simplified, full-width -> half-width, lower case, an instruction preamble
+    dropped, abbreviations expanded."""
     text = clean_user_text(text).translate(_FULLWIDTH).lower()
     text = to_simplified(text)
+    text = INSTRUCTION_PREAMBLE.sub("", text, count=1) or text
     for pattern, replacement in ABBREVIATIONS:
         text = pattern.sub(replacement, text)
     return text
