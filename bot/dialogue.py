@@ -91,6 +91,24 @@ def problem_focus(normalised: str) -> str | None:
     return rest
 
 
+# A message longer than this (in Chinese characters) is a story: retrieval searches its question.
+STORY_CHARS = 100
+_SENTENCE_END = re.compile(r"[。!?;\n]+")
+_ASKS = re.compile(r"\?|吗|怎么|如何|能不能|可不可以|可以.{0,6}吗|什么|多少|哪|是否|会不会|要不要")
+
+
+def question_of_story(normalised: str) -> str | None:
+    """The question a long story ends up asking ("……我现在最想知道的是，怎么跟支付宝协商分期还款？"):
+    its last sentence that asks something. The story around it matches every entry a little
+    and none well. None for a short message or a story that asks nothing."""
+    if len(_CJK.findall(normalised)) <= STORY_CHARS:
+        return None
+    for sentence in reversed([s.strip() for s in _SENTENCE_END.split(normalised)]):
+        if _ASKS.search(sentence) and len(_CJK.findall(sentence)) >= 4:
+            return sentence
+    return None
+
+
 def asks_about_stage(normalised: str) -> bool:
     """The message is only the situation ("花呗逾期十天了"), or asks what this stage brings
     ("借呗逾期三个月了会怎么样"): the entry for that stage answers it, whatever else is near."""
@@ -206,7 +224,7 @@ class DialogueEngine:
             # "那怎么办": nothing to search for on its own; it is about the topic.
             return self._in_context(message, topic_unit, state, started, avoid_topic=False)
 
-        focus, overdue = problem_focus(normalised), parse_overdue(normalised)
+        focus, overdue = question_of_story(normalised) or problem_focus(normalised), parse_overdue(normalised)
         query = self._standalone_query(normalised, focus, overdue, slots)
         # "花呗逾期十天了(会怎么样)": the entry for that stage, when the match is about stages at all
         # (one stage entry is swapped for another), or when the message only states the stage

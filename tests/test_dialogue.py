@@ -135,3 +135,20 @@ def test_what_to_do_first_asks_about_the_stage(message, about_stage):
     from bot.textnorm import normalise_query
 
     assert asks_about_stage(normalise_query(message)) is about_stage
+
+
+_STORY = ("去年家里老人生病住院花了很多钱，当时手头紧就用花呗和借呗周转了一下，本来想着发了工资就能还上，"
+          "结果今年公司裁员我也被裁了，到现在已经三个多月没有稳定收入，每个月的账单加起来比我打零工赚的钱还多。")
+
+
+@pytest.mark.parametrize("message, searched", [
+    (_STORY + "我现在最想知道的是，怎么跟支付宝协商分期还款？", "我现在最想知道的是,怎么跟支付宝协商分期还款"),
+    (_STORY + "催收会不会找我家里人？我真的很怕。", "催收会不会找我家里人"),  # the question, not the feeling after it
+    (_STORY, None),                                             # a story that asks nothing: all of it
+    ("花呗逾期了怎么跟支付宝协商分期还款？", None),               # short: the message itself
+])
+def test_a_long_story_is_searched_for_its_question(message, searched):
+    from bot.dialogue import question_of_story
+    from bot.textnorm import normalise_query
+
+    assert question_of_story(normalise_query(message)) == searched
