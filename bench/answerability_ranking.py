@@ -29,7 +29,7 @@ from bot.eval_answerability import realistic_files  # noqa: E402
 from bot.safety import assess  # noqa: E402
 from bot.textnorm import normalise_query  # noqa: E402
 from ingest.answerability_build import (  # noqa: E402
-    FOLDS, _answered, _ranked_rows, _thresholds, fold_of, tuning_questions)
+    FOLDS, _answered, _rows_of, _thresholds, fold_of, tuning_questions)
 from ingest.entry_classifier_build import fit_entry_classifier, training_examples  # noqa: E402
 
 
@@ -47,6 +47,11 @@ def searched_out_of_fold(engine, items):
         result = retriever.search(question, k=5, entries=classifiers[folds[n]])
         searched.append((result, label, bool(result.hits and answers.fixed_rule_answers(result))))
     return searched
+
+
+def _ranked_rows(question_of, probability) -> list[list[int]]:
+    """Per question, its rows by probability, best first (the ordering measured here)."""
+    return [sorted(r, key=lambda i: -probability[i]) for r in _rows_of(question_of, max(question_of, default=-1) + 1)]
 
 
 def rows_for(searched, items, depth):

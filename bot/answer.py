@@ -153,7 +153,7 @@ class AnswerEngine:
 
     def respond(self, message: str, *, query: str | None = None, slots: Slots | None = None,
                 started: float | None = None, in_context: bool = False, avoid: str | None = None,
-                prefer_tag: str | None = None, stage_asked: bool = False) -> Outcome:
+                prefer_tag: str | None = None, stage_asked: bool = False, follow_up: bool = False) -> Outcome:
         """Answer `message`. `query` (default: the message) is what retrieval searches,
         which lets the dialogue add the conversation's topic to an elliptical follow-up
         (`in_context`: a vague message is then answered, not questioned back). `avoid`:
@@ -162,7 +162,9 @@ class AnswerEngine:
         first (the knowledge base tags collection stages: 逾期初期, 逾期一个月, 长期逾期).
         `stage_asked`: the message is only the situation or asks what the stage brings
         ("花呗逾期十天了"): the stage entry comes first even when another topic matched better
-        (a fee or credit entry that mentions days overdue)."""
+        (a fee or credit entry that mentions days overdue). `follow_up`: a short question inside
+        a conversation ("那芝麻分呢"); like an `in_context` one, the fixed rule decides whether to
+        answer it, as the answerability model was fitted on questions asked on their own."""
         started = started if started is not None else time.perf_counter()
         message = clean_user_text(message)
         if len(message) > self.settings.max_message_chars:
@@ -170,7 +172,7 @@ class AnswerEngine:
         normalised = normalise_query(message)
         assessment = self.assess(normalised)
         outcome = self._respond(message, normalised, assessment, query, slots, started, in_context, avoid,
-                                prefer_tag, stage_asked)
+                                prefer_tag, stage_asked, follow_up)
         if outcome.assessment.crisis_risk and outcome.reply.kind != "crisis" and not self._asked_as_written(outcome):
             # Maybe a crisis, said indirectly: the crisis lines first, in one line, then the reply as it would be.
             outcome.reply.text = texts.CRISIS_RISK_LINE + outcome.reply.text
@@ -189,7 +191,7 @@ class AnswerEngine:
 
     def _respond(self, message: str, normalised: str, assessment: Assessment, query: str | None,
                  slots: Slots | None, started: float, in_context: bool, avoid: str | None,
-                 prefer_tag: str | None, stage_asked: bool) -> Outcome:
+                 prefer_tag: str | None, stage_asked: bool, follow_up: bool) -> Outcome:
         if assessment.crisis and assessment.rule != "crisis":
             # A model's crisis asked nearly in an entry's words is likelier a question: lines first, then the answer.
             top = self.retriever.search(message, k=1).top
@@ -214,8 +216,6 @@ class AnswerEngine:
         if assessment.speaker == "identity_theft" or (assessment.speaker and assessment.sure(assessment.label)):
             slots.speaker = assessment.speaker  # remembered for the rest of the conversation
         result = self.retriever.search(query or message, k=5)
-        if self.answerability_model and result.top and result.top.dense < self.thresholds.exact:
-            self.answerability_model.rank(result, assessment.label)  # an entry's own question stays first
         if assessment.evasion:
             return self._routed_answer("evasion", texts.EVASION_PREFACE, result, started, assessment)
         if assessment.sure("threat"):
@@ -270,10 +270,10 @@ class AnswerEngine:
             text = texts.DECLINE_OTHER_LENDER.format(lender=lender.name, ask=lender.ask)
             return self.decline(text, started, assessment, result)
         rule_answers = self.fixed_rule_answers(result)
-        # The stage the person gave chose the entry (the dialogue's knowledge, not the wording the
-        # answerability model was fitted on): the fixed rule decides. "花呗逾期快三个月了 我该先干嘛"
-        staged = self._prefer_stage(result, prefer_tag, stage_asked)
-        decision = Decision("answer" if rule_answers else "decline") if staged else self.decide(result, assessment.label)
+        # The fixed rule decides where the dialogue chose the entry ("花呗逾期快三个月了 我该先干嘛": that
+        # stage's) or the message follows the conversation: the model only saw questions asked on their own.
+        by_rule = self._prefer_stage(result, prefer_tag, stage_asked) or in_context or follow_up
+        decision = Decision("answer" if rule_answers else "decline") if by_rule else self.decide(result, assessment.label)
         if decision.action == "clarify":
             first, second = decision.options
             return self.clarify(texts.CLARIFY_BETWEEN, started, [first.unit.title, second.unit.title], assessment)

@@ -23,7 +23,8 @@ from bot.entry_classifier import NONE_ID
 FEATURES = ("dense", "question_dense", "lexical_share", "both_legs_first", "score_margin", "dense_margin",
             "product_label", "domain_label", "entry_score", "entry_first", "entry_margin", "none_margin",
             "answerable_margin")
-# How many of retrieval's best matches the model weighs against each other (Answerability.rank).
+# How many of retrieval's best matches each tuning question gives the fit as examples
+# (ingest/answerability_build.py; the bot decides on the first).
 RANK_DEPTH = 5
 # An entry the classifier has no score for (a store without one) counts as not recognised.
 NO_ENTRY_SCORE = -1.0
@@ -91,20 +92,8 @@ class Answerability:
         z = self.bias + sum(w * x for w, x in zip(self.weights, values))
         return 1.0 / (1.0 + math.exp(-max(min(z, 30.0), -30.0)))
 
-    def rank(self, result, label: str) -> None:
-        """Order retrieval's best RANK_DEPTH matches by how likely each answers the question.
-        The fused score ranks by similarity; the model also weighs which entry the question's
-        own words name, and against the questions no entry answers. Out-of-fold on the tuning
-        questions, the first entry is then right for about 90 % of the answerable ones, against
-        86 % in retrieval's order (docs/answerability.md)."""
-        for position, hit in enumerate(result.hits[:RANK_DEPTH]):
-            hit.answers_p = self.probability(features(result, label, position))
-        ranked = sorted(result.hits[:RANK_DEPTH], key=lambda h: -h.answers_p)  # stable: ties keep retrieval's order
-        result.hits = ranked + result.hits[RANK_DEPTH:]
-
     def likelihood(self, result, label: str, position: int) -> float:
-        hit = result.hits[position]
-        return hit.answers_p if hit.answers_p is not None else self.probability(features(result, label, position))
+        return self.probability(features(result, label, position))
 
     def overrules(self, result, label: str, rule_answers: bool) -> bool:
         """With ANSWERABILITY=rule: the model is nearly sure the rule is wrong about the first match."""

@@ -230,13 +230,14 @@ class DialogueEngine:
         # (one stage entry is swapped for another), or when the message only states the stage
         # or asks what it brings (then the stage entry wins over a fee or credit entry).
         prefer = stage_tag(overdue[1]) if overdue else None
+        follow_up = topic_unit is not None and self._is_follow_up(normalised)
         outcome = answers.respond(message, query=query, slots=slots, started=started, prefer_tag=prefer,
-                                  stage_asked=bool(overdue) and asks_about_stage(normalised))
+                                  stage_asked=bool(overdue) and asks_about_stage(normalised), follow_up=follow_up)
         if (topic_unit is not None and outcome.reply.kind in ("decline", "clarify")
                 and not ((outcome.assessment.out_of_scope and outcome.assessment.rule == "out_of_scope")
                          or outcome.assessment.empty
                          or outcome.assessment.greeting)
-                and self._is_follow_up(normalised)):
+                and follow_up):
             # A weak elliptical message inside a conversation: read it in the light of the topic.
             contextual = self._in_context(message, topic_unit, state, started)
             if contextual.reply.kind == "answer":

@@ -97,9 +97,6 @@ class Hit:
     # title): a question asked the way the entry's questions are asked is the strongest
     # sign the entry answers it; similarity to the answer text alone is weaker.
     question_dense: float = 0.0
-    # How likely this entry answers the question, by the answerability model
-    # (Answerability.rank; None when no model ranked the result).
-    answers_p: float | None = None
 
 
 @dataclass

@@ -5,7 +5,8 @@ kind answer with its ids, kind decline with none; knowledge/eval/realistic*.yaml
 searched in the new version as the bot would search it. Each of its RANK_DEPTH best
 matches becomes one example: the evidence (bot/answerability.py FEATURES) and whether
 that entry answers the question acceptably. A logistic regression learns the odds; the
-bot orders the matches by them (Answerability.rank) and decides on the first.
+bot decides on retrieval's first match (reordering the matches by these odds was measured
+and dropped: docs/answerability-ranking.md).
 
 The entry classifier (a retrieval leg and a source of features) learned from these same
 questions, so it would recognise each of them far better than a new one. Each question is
@@ -21,7 +22,6 @@ stands from `veto_at`.
 
 from __future__ import annotations
 
-import copy
 import hashlib
 import logging
 from collections.abc import Callable
@@ -40,7 +40,7 @@ from bot.yamlnodes import SAFE_LOADER
 log = logging.getLogger(__name__)
 
 # Bump when the features or the fitting change: the next ingest fits the model again.
-ANSWERABILITY_FORMAT = "answerability-10"  # ranks the best five; sure_wrong_below, sure_right_at for the rule
+ANSWERABILITY_FORMAT = "answerability-11"  # thresholds on retrieval's first match (no ranking)
 WRONG_COST = 2.0  # a wrong answer costs as much as this many needless declines
 FOLDS = 5
 # Offer a choice between two entries only where, out-of-fold, at least this share of
@@ -100,8 +100,8 @@ def build_answerability(retriever, items: list[tuple[str, list[str]]],
             rows.append(features(result, label, p))
             targets.append(hit.unit.id in ids)
             question_of.append(n)
-            # The fixed rule's decision were this entry ranked first (the model reorders them).
-            rule_at.append(bool(rule_answers and rule_answers(_with_first(result, hit))))
+            # The fixed rule's decision on the first match (the one the bot decides on).
+            rule_at.append(bool(p == 0 and rule_answers and rule_answers(result)))
     X, y = np.array(rows), np.array(targets, dtype=int)
     if len(set(y.tolist())) < 2:
         return None
@@ -109,39 +109,29 @@ def build_answerability(retriever, items: list[tuple[str, list[str]]],
     # Grouped by question, so a question's rows are never split between fit and test.
     oof = cross_val_predict(model, X, y, cv=GroupKFold(FOLDS), groups=question_of, method="predict_proba")[:, 1]
     model.fit(X, y)
-    ranked = _ranked_rows(question_of, oof)
-    top_p = np.array([oof[r[0]] if r else 0.0 for r in ranked])
-    top_right = np.array([bool(y[r[0]]) if r else False for r in ranked])
-    rule = np.array([rule_at[r[0]] if r else False for r in ranked])
-    answer_at, veto_at = _thresholds(top_p, top_right, np.array([bool(ids) for _, ids in items]), rule)
-    # ANSWERABILITY=rule keeps retrieval's order: its first match is each question's first row.
-    first = [min(r) for r in ranked]
-    first_p, first_right = np.array([oof[i] for i in first]), np.array([bool(y[i]) for i in first])
-    first_rule = np.array([rule_at[i] for i in first])
+    # The bot decides on retrieval's first match: each question's first row.
+    in_order = _rows_of(question_of, len(items))
+    first_p = np.array([oof[r[0]] if r else 0.0 for r in in_order])  # no match at all: declined
+    first_right = np.array([bool(r) and bool(y[r[0]]) for r in in_order])
+    first_rule = np.array([bool(r) and rule_at[r[0]] for r in in_order])
+    answer_at, veto_at = _thresholds(first_p, first_right, np.array([bool(ids) for _, ids in items]), first_rule)
     sure_wrong_below = _sure_wrong_threshold(first_p, first_right, first_rule)
     sure_right_at = _sure_right_threshold(first_p, first_right, first_rule)
-    clarify_at = _clarify_threshold(oof, y, ranked, _answered(top_p, rule, answer_at, veto_at))
+    clarify_at = _clarify_threshold(oof, y, in_order, _answered(first_p, first_rule, answer_at, veto_at))
     fitted_on = {"questions": len(items), "examples": int(len(y)), "out_of_fold": bool(classifiers),
-                 "first_right": int(top_right.sum())}
+                 "first_right": int(first_right.sum())}
     log.info("answerability answer_at=%.2f veto_at=%.2f clarify_at=%.2f sure_wrong_below=%.2f sure_right_at=%.2f "
              "on %d questions", answer_at, veto_at, clarify_at, sure_wrong_below, sure_right_at, len(items))
     return Answerability([float(w) for w in model.coef_[0]], float(model.intercept_[0]), answer_at, clarify_at,
                          fitted_on, veto_at, sure_wrong_below, sure_right_at)
 
 
-def _with_first(result, hit):
-    """A copy of `result` with `hit` first (the fixed rule looks at the first hit)."""
-    reordered = copy.copy(result)
-    reordered.hits = [hit] + [h for h in result.hits if h is not hit]
-    return reordered
-
-
-def _ranked_rows(question_of, probability) -> list[list[int]]:
-    """Per question, its rows by probability, best first (as Answerability.rank orders hits)."""
-    rows: list[list[int]] = [[] for _ in range(max(question_of, default=-1) + 1)]
+def _rows_of(question_of, questions: int) -> list[list[int]]:
+    """Per question, its rows in retrieval's order."""
+    rows: list[list[int]] = [[] for _ in range(questions)]
     for i, q in enumerate(question_of):
         rows[q].append(i)
-    return [sorted(r, key=lambda i: -probability[i]) for r in rows]
+    return rows
 
 
 def _answered(top_p, rule, answer_at: float, veto_at: float):
@@ -187,10 +177,10 @@ def _sure_right_threshold(first_p, first_right, rule) -> float:
     return 1.0
 
 
-def _clarify_threshold(oof, y, ranked, answered) -> float:
-    """Among the questions not answered, the lowest probability both top entries must reach for
+def _clarify_threshold(oof, y, in_order, answered) -> float:
+    """Among the questions not answered, the lowest probability both first entries must reach for
     a choice between them to contain an acceptable entry CLARIFY_PRECISION of the time."""
-    pairs = [r[:2] for q, r in enumerate(ranked) if len(r) >= 2 and not answered[q]]
+    pairs = [r[:2] for q, r in enumerate(in_order) if len(r) >= 2 and not answered[q]]
     for threshold in np.arange(0.10, 1.0, 0.01):
         offered = [r for r in pairs if min(oof[r[0]], oof[r[1]]) >= threshold]
         if offered and sum(1 for r in offered if y[r[0]] or y[r[1]]) / len(offered) >= CLARIFY_PRECISION:

@@ -10,7 +10,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from bot.answerability import FEATURES, RANK_DEPTH, Answerability, features
+from bot.answerability import FEATURES, Answerability, features
 from bot.entry_classifier import NONE_ID
 from bot.lexicon import Lexicon
 from ingest.answerability_build import (FOLDS, SURE_RIGHT_PRECISION, SURE_WRONG_PRECISION, WRONG_COST,
@@ -20,7 +20,7 @@ from ingest.answerability_build import (FOLDS, SURE_RIGHT_PRECISION, SURE_WRONG_
 
 def _hit(uid: str, dense: float = 0.7, score: float = 0.03):
     return SimpleNamespace(unit=SimpleNamespace(id=uid, source_type="faq"), dense=dense, question_dense=dense,
-                           lexical=1.0, dense_rank=1, lexical_rank=1, score=score, answers_p=None)
+                           lexical=1.0, dense_rank=1, lexical_rank=1, score=score)
 
 
 def _result(*uids: str, entry_scores: dict[str, float] | None = None):
@@ -65,22 +65,13 @@ def _model_trusting_the_classifier() -> Answerability:
     return Answerability(weights, -2.0, answer_at=0.8, clarify_at=1.0, veto_at=0.8)
 
 
-def test_the_entry_most_likely_to_answer_comes_first():
-    # Retrieval's order is a, b, c; the question's own words name c.
-    result = _result("a", "b", "c", entry_scores={"a": -0.5, "b": -0.2, "c": 0.4})
-    model = _model_trusting_the_classifier()
-    assert model.decide(result, "domain").action == "decline"  # a is unlikely
-    model.rank(result, "domain")
-    assert [h.unit.id for h in result.hits] == ["c", "a", "b"]  # the rest keep retrieval's order
-    decision = model.decide(result, "domain")
-    assert (decision.action, round(decision.probability, 2)) == ("answer", 0.88)  # c's, from where retrieval had it
-
-
-def test_ranking_looks_only_at_the_best_matches():
-    uids = [f"e{n}" for n in range(RANK_DEPTH + 2)]
-    result = _result(*uids, entry_scores={uids[-1]: 1.0})  # named, but retrieval ranked it last
-    _model_trusting_the_classifier().rank(result, "domain")
-    assert [h.unit.id for h in result.hits] == uids
+def test_the_decision_is_about_retrievals_first_match_only():
+    """A likely third entry never lets the bot answer with the first (reordering by the model
+    was measured and dropped: docs/answerability-ranking.md)."""
+    result = _result("a", "b", "c", entry_scores={"a": -0.5, "b": -0.2, "c": 0.4})  # the words name c
+    decision = _model_trusting_the_classifier().decide(result, "domain")
+    assert decision.action == "decline"
+    assert [h.unit.id for h in result.hits] == ["a", "b", "c"]  # retrieval's order is kept
 
 
 def test_the_classifiers_view_of_each_entry_is_evidence():

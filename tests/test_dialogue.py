@@ -152,3 +152,19 @@ def test_a_long_story_is_searched_for_its_question(message, searched):
     from bot.textnorm import normalise_query
 
     assert question_of_story(normalise_query(message)) == searched
+
+
+@pytest.mark.parametrize("messages, entry", [
+    (("催收天天打电话骂我", "可以投诉吗"), "complaints-channels"),
+    (("花呗逾期了 会上征信吗", "会保留多久", "那芝麻分呢"), "credit-sesame-vs-pboc"),
+])
+def test_with_the_model_deciding_a_follow_up_keeps_the_thread(fresh_engine, messages, entry):
+    """The answerability model was fitted on questions asked on their own; a short follow-up
+    inside a conversation is decided as before, not declined or sent to the previous topic."""
+    kept = fresh_engine.answers.settings
+    fresh_engine.answers.settings = kept.model_copy(update={"answerability": "model"})
+    try:
+        last = conversation(fresh_engine, *messages)[-1]
+    finally:
+        fresh_engine.answers.settings = kept
+    assert last.kind == "answer" and last.sources[0].id == entry
