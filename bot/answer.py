@@ -237,11 +237,11 @@ class AnswerEngine:
             if fitting is not None:
                 result.promote(fitting)
         if assessment.label in ("victim", "relative", "threat"):
-            # Never the evasion entry for someone wronged or asking for someone else; when
-            # nothing fits well, the entry the lexicon routes them to (complaints / contacts).
+            # Never the evasion entry for someone wronged or asking for someone else; when nothing
+            # fits well, a relative the model is sure of gets the entry the lexicon routes them to.
             evasion_entry = self.lexicon.route("evasion")
             result.hits = [h for h in result.hits if h.unit.id != evasion_entry]
-            if not self.is_confident(result, assessment.label) and assessment.label == "relative":
+            if not self.is_confident(result, assessment.label) and assessment.sure("relative"):
                 return self._routed_answer("relative", "", result, started, assessment)
         if assessment.rule == "distress" or assessment.sure("distress"):
             # Upset: the support entry (with its helplines) first and the practical match in

@@ -260,3 +260,18 @@ def test_the_rule_declines_an_answer_the_model_is_nearly_sure_is_to_another_ques
     reply = ask(fresh_engine, "我的借呗是不是逾期了")
     assert reply.kind == "decline" and "95188" in reply.text
     assert ask(fresh_engine, "hb逾期了会上征信吗").kind == "answer"  # a question it answers is still answered
+
+
+@pytest.mark.parametrize("relative_p, routed", [(0.8, True), (0.2, False)])
+def test_only_a_relative_the_model_is_sure_of_gets_the_relatives_entry_when_nothing_fits(
+        model_decides, monkeypatch, relative_p, routed):
+    """"这个月工资没发 借呗要逾期了 怎么跟他们说" is the borrower (他们: the lender); only the cost
+    offsets made it a relative, so "you don't owe it" (the relatives' entry) must not be its answer."""
+    from bot.safety import Assessment
+
+    heard = Assessment(label="relative", speaker="relative", certain=relative_p >= 0.5,
+                       scores={"relative": relative_p, "distress": 1 - relative_p})
+    monkeypatch.setattr(model_decides.answers, "assess", lambda normalised: heard)
+    reply = ask(model_decides, "他这个事我不知道该怎么弄")  # no entry fits it
+    relatives_entry = model_decides.answers.lexicon.route("relative")
+    assert (reply.kind == "answer" and reply.sources[0].id == relatives_entry) is routed
