@@ -52,6 +52,20 @@ def test_stage_is_asked_only_when_it_matters_and_then_used(fresh_engine):
     assert later.kind == "answer" and "你提到" not in later.text  # said once, not every turn
 
 
+@pytest.mark.parametrize("message, asked", [
+    ("花呗逾期了后果严重不", True),      # from the issue: it got the 花呗-versus-借呗 entry
+    ("借呗没还 严不严重", True),
+    ("hb逾期了要不要紧", True),
+    ("逾期了有啥后果", True),
+    ("借呗逾期三天了严重吗", False),     # the stage is given: its entry answers
+    ("判决了还不上 后果严重吗", False),  # the court stage, not collection
+    ("催收骂人严重吗 能告他吗", False),   # not about being overdue
+])
+def test_how_bad_is_being_overdue_asks_the_stage_first(fresh_engine, message, asked):
+    (reply,) = conversation(fresh_engine, message)
+    assert (reply.kind == "clarify" and "逾期多久" in reply.text) is asked
+
+
 def test_stage_given_up_front_is_not_asked_again(fresh_engine):
     (reply,) = conversation(fresh_engine, "借呗逾期三天了会怎么样")
     assert reply.kind == "answer"
