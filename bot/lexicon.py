@@ -17,7 +17,7 @@ from bot.judgement.judge import Overrides
 ROUTES = ("evasion", "threat", "identity_theft", "relative", "support", "crisis", "complaint")
 TOPICS = ("crisis", "harassment", "disclaimer")
 SPEAKERS = ("relative", "identity_theft")
-OVERRIDES = ("crisis", "identity_theft", "distress", "evasion", "out_of_scope")
+OVERRIDES = ("crisis", "identity_theft", "distress", "evasion", "out_of_scope", "someone_else")
 
 
 # Words that make a question about Alipay's own products, whatever other lender it names.

@@ -1,6 +1,6 @@
 """The judgement's decisions around its models: the crisis detector's threshold (how many
-crises it must catch, how few askers it may alarm), and evasion words from someone the
-model hears as wronged. Stub models make each case exact; the engine tests at the end
+crises it must catch, how few askers it may alarm), evasion words from someone the
+model hears as wronged, and a relative who names nobody. Stub models make each case exact; the engine tests at the end
 use the real model built from knowledge/judgement/ (tuning messages only)."""
 
 from __future__ import annotations
@@ -117,6 +117,24 @@ def test_evasion_words_yield_only_to_a_victim_relative_or_threat_the_model_hears
     judge = Judge(_FixedModel(heard), np.zeros(len(LABELS)), LEXICON.overrides)
     judgement = judge.judge(normalise_query(message), np.zeros(8, dtype=np.float32))
     assert (judgement.label, judgement.evasion_words) == (label, both)
+
+
+# ------------------------------------------------------------------ a relative names someone
+@pytest.mark.parametrize("message, label, speaker", [
+    ("我儿子欠了花呗 催收天天打给我", "relative", "relative"),
+    ("同事的借呗逾期了 为啥打我电话", "relative", "relative"),
+    ("我不是借款人 怎么让他们别再打了", "relative", "relative"),
+    ("i'm just the emergency contact, how do i make them stop", "relative", "relative"),
+    ("my brother's loan collectors keep calling me", "relative", "relative"),
+    # nobody else named: the borrower, whatever the model heard
+    ("欠了二十万网贷 彻底还不上了", "domain", None),
+    ("这个月工资没发 借呗要逾期了 怎么跟他们说", "domain", None),
+    ("i have no income and owe huabei and jiebei, what can i do", "domain", None),
+])
+def test_the_relative_label_needs_someone_else_named(message, label, speaker):
+    judge = Judge(_FixedModel({"relative": 0.6, "domain": 0.4}), np.zeros(len(LABELS)), LEXICON.overrides)
+    judgement = judge.judge(normalise_query(message), np.zeros(8, dtype=np.float32))
+    assert (judgement.label, judgement.speaker) == (label, speaker)
 
 
 def test_a_victim_in_evaders_words_gets_help_first_and_one_line_for_the_other_reading(engine):

@@ -103,6 +103,13 @@ class Judge:
             possible_crisis = True
         else:
             possible_crisis = False
+        if label == "relative" and self.overrides.patterns.get("someone_else") is not None \
+                and not self.overrides.match("someone_else", normalised):
+            # A relative names whom the debt is about; "欠了二十万网贷 彻底还不上了" is the borrower.
+            others = np.log(np.maximum(probabilities, 1e-9))
+            others[[LABELS.index("relative"), LABELS.index("crisis")]] = -np.inf
+            label = LABELS[int(np.argmax(others + self.offsets))]
+            certain = label == LABELS[int(np.argmax(others))]
         rule = None
         risk_from_override = False
         text = normalised
