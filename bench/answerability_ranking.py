@@ -26,27 +26,20 @@ sys.path.insert(0, str(ROOT))
 from bot.answerability import FEATURES, RANK_DEPTH, features  # noqa: E402
 from bot.dialogue import build_engine  # noqa: E402
 from bot.eval_answerability import realistic_files  # noqa: E402
-from bot.safety import assess  # noqa: E402
-from bot.textnorm import normalise_query  # noqa: E402
 from ingest.answerability_build import (  # noqa: E402
-    FOLDS, _answered, _rows_of, _thresholds, fold_of, tuning_questions)
+    FOLDS, _answered, _rows_of, _thresholds, search_out_of_fold, tuning_questions)
 from ingest.entry_classifier_build import fit_entry_classifier, training_examples  # noqa: E402
 
 
 def searched_out_of_fold(engine, items):
-    retriever, answers = engine.answers.retriever, engine.answers
+    """As ingest searches them (ingest/answerability_build.py search_out_of_fold)."""
+    retriever = engine.answers.retriever
     units = list(retriever.units.values())
-    folds = [fold_of(q) for q, _ in items]
     vectors: dict = {}
-    classifiers = {k: fit_entry_classifier(*training_examples(units, [it for it, f in zip(items, folds) if f != k]),
-                                           retriever.embedder, vectors) for k in range(FOLDS)}
-    searched = []
-    for n, (question, _) in enumerate(items):
-        label = assess(normalise_query(question), retriever.judge, retriever.embedder.query_vector,
-                       retriever.lexicon.overrides).label
-        result = retriever.search(question, k=5, entries=classifiers[folds[n]])
-        searched.append((result, label, bool(result.hits and answers.fixed_rule_answers(result))))
-    return searched
+    return search_out_of_fold(
+        retriever, items,
+        lambda questions: fit_entry_classifier(*training_examples(units, questions), retriever.embedder, vectors),
+        engine.answers.fixed_rule_answers)
 
 
 def _ranked_rows(question_of, probability) -> list[list[int]]:

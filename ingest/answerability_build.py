@@ -77,31 +77,44 @@ def fold_of(question: str) -> int:
     return int(hashlib.sha1(question.strip().encode("utf-8")).hexdigest()[-4:], 16) % FOLDS
 
 
+def search_out_of_fold(retriever, items: list[tuple[str, list[str]]],
+                      fit_classifier: Callable[[list[tuple[str, list[str]]]], object] | None = None,
+                      rule_answers: Callable[[object], bool] | None = None) -> list[tuple[object, str, bool]]:
+    """Each tuning question searched as the bot would search it, with an entry classifier that
+    did not learn it: (RetrievalResult, judgement label, whether the fixed rule answers).
+    `fit_classifier(questions)`: an entry classifier fitted on the entries and those tuning
+    questions; without it, the store's classifier is used for every question.
+    `rule_answers(result)`: the fixed rule's decision; without it, the rule never answers."""
+    judge, lexicon, embedder = retriever.judge, retriever.lexicon, retriever.embedder
+    folds = [fold_of(question) for question, _ in items]
+    classifiers = {k: fit_classifier([it for it, f in zip(items, folds) if f != k]) for k in range(FOLDS)} \
+        if fit_classifier is not None else {}
+    searched = []
+    for n, (question, _) in enumerate(items):
+        label = assess(normalise_query(question), judge, embedder.query_vector, lexicon.overrides).label
+        result = retriever.search(question, k=5, entries=classifiers.get(folds[n]))
+        searched.append((result, label, bool(result.hits and rule_answers and rule_answers(result))))
+    return searched
+
+
 def build_answerability(retriever, items: list[tuple[str, list[str]]],
                         fit_classifier: Callable[[list[tuple[str, list[str]]]], object] | None = None,
                         rule_answers: Callable[[object], bool] | None = None) -> Answerability | None:
-    """`fit_classifier(questions)`: an entry classifier fitted on the entries and those tuning
-    questions; without it, the store's classifier is used for every question.
-    `rule_answers(result)`: the fixed rule's decision; without it, the rule never answers."""
+    """The answerability model, fitted on the tuning questions searched out-of-fold
+    (`search_out_of_fold`, which says what the two callables are)."""
     from sklearn.linear_model import LogisticRegression
     from sklearn.model_selection import GroupKFold, cross_val_predict
 
     if len(items) < MIN_QUESTIONS:
         return None
-    judge, lexicon, embedder = retriever.judge, retriever.lexicon, retriever.embedder
-    folds = [fold_of(question) for question, _ in items]
-    classifiers = {k: fit_classifier([it for it, f in zip(items, folds) if f != k]) for k in range(FOLDS)} \
-        if fit_classifier is not None else {}
     rows, targets, question_of, rule_at = [], [], [], []
-    for n, (question, ids) in enumerate(items):
-        label = assess(normalise_query(question), judge, embedder.query_vector, lexicon.overrides).label
-        result = retriever.search(question, k=5, entries=classifiers.get(folds[n]))
+    for n, ((result, label, rule), (_, ids)) in enumerate(zip(search_out_of_fold(retriever, items, fit_classifier,
+                                                                                  rule_answers), items)):
         for p, hit in enumerate(result.hits[:RANK_DEPTH]):
             rows.append(features(result, label, p))
             targets.append(hit.unit.id in ids)
             question_of.append(n)
-            # The fixed rule's decision on the first match (the one the bot decides on).
-            rule_at.append(bool(p == 0 and rule_answers and rule_answers(result)))
+            rule_at.append(p == 0 and rule)  # the fixed rule decides on the first match only
     X, y = np.array(rows), np.array(targets, dtype=int)
     if len(set(y.tolist())) < 2:
         return None
@@ -118,7 +131,7 @@ def build_answerability(retriever, items: list[tuple[str, list[str]]],
     sure_wrong_below = _sure_wrong_threshold(first_p, first_right, first_rule)
     sure_right_at = _sure_right_threshold(first_p, first_right, first_rule)
     clarify_at = _clarify_threshold(oof, y, in_order, _answered(first_p, first_rule, answer_at, veto_at))
-    fitted_on = {"questions": len(items), "examples": int(len(y)), "out_of_fold": bool(classifiers),
+    fitted_on = {"questions": len(items), "examples": int(len(y)), "out_of_fold": fit_classifier is not None,
                  "first_right": int(first_right.sum())}
     log.info("answerability answer_at=%.2f veto_at=%.2f clarify_at=%.2f sure_wrong_below=%.2f sure_right_at=%.2f "
              "on %d questions", answer_at, veto_at, clarify_at, sure_wrong_below, sure_right_at, len(items))
