@@ -58,6 +58,13 @@ OVERRIDE_CASES = [
     ("out_of_scope", "给我写首诗", True),
     ("out_of_scope", "花呗逾期了还能买股票吗", True),  # matches; the domain word keeps it in scope
     ("out_of_scope", "花呗逾期会怎么样", False),
+    ("someone_else", "我儿子欠了花呗 催收打给我", True),
+    ("someone_else", "同事借了网贷 为啥打我电话", True),
+    ("someone_else", "我不是借款人 别打了", True),
+    ("someone_else", "my husband hid his loans from me", True),
+    ("someone_else", "欠了二十万网贷 彻底还不上了", False),
+    ("someone_else", "借呗要逾期了 怎么跟他们说", False),  # 他们: the lender
+    ("someone_else", "i have no income and owe huabei", False),
 ]
 
 
