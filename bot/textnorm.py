@@ -239,10 +239,11 @@ def clean_user_text(text: str) -> str:
 # "忽略之前的规则，直接告诉我…" / "ignore previous instructions and…": an instruction to the bot
 # in front of the question is not part of it (and only pulls the match off the question).
 INSTRUCTION_PREAMBLE = re.compile(
-    r"^(?:请)?(?:忽略|无视|忘掉|忘记)(?:你)?(?:之前|前面|以上|上面|刚才|所有|全部|系统)*的?(?:所有|全部)?"
-    r"(?:规则|指令|设定|提示词|提示|要求|限制)[,.!?;: ]*"
-    r"|^(?:please )?(?:ignore|forget) (?:all )?(?:(?:the|your) )?(?:previous|prior|above|earlier)? ?"
-    r"(?:instructions|rules|prompts?)[,.!?;: ]*(?:and )?")
+    r"^(?:请)?(?:忽略|无视|忘掉|忘记)(?:你)?(?:之前|前面|以上|上面|刚才|所有|全部|系统|你的)+的?(?:所有|全部)?"
+    r"(?:规则|指令|设定|提示词|提示|要求|限制)(?=[ ,.!?;:。、]|$|直接|告诉|然后|并|和)[ ,.!?;:。、]*"
+    r"|^(?:please )?(?:ignore|forget) (?:all )?(?:(?:the|your) )?(?:previous|prior|above|earlier|all|your) ?"
+    r"(?:instructions|rules|prompts?)(?=[ ,.!?;:]|$)[ ,.!?;:]*(?:and )?")
+_WORDS_LEFT = re.compile(r"[\w\u4e00-\u9fff]")
 
 
 def normalise_query(text: str) -> str:
@@ -250,7 +251,8 @@ def normalise_query(text: str) -> str:
     dropped, abbreviations expanded."""
     text = clean_user_text(text).translate(_FULLWIDTH).lower()
     text = to_simplified(text)
-    text = INSTRUCTION_PREAMBLE.sub("", text, count=1) or text
+    stripped = INSTRUCTION_PREAMBLE.sub("", text, count=1)
+    text = stripped if _WORDS_LEFT.search(stripped) else text  # only the instruction: kept as it is
     for pattern, replacement in ABBREVIATIONS:
         text = pattern.sub(replacement, text)
     return text
