@@ -53,9 +53,10 @@ _PUNCT = re.compile(r"[\s,，。.!！?？;；、~～]+")
 
 STAGE_OPTIONS = ["刚逾期几天", "逾期一个月左右", "逾期三个月以上"]
 STAGE_QUESTION = "逾期多久了？不同阶段的催收方式不太一样，我按你的情况说。"
+# "逾期了会怎么样", "花呗逾期了后果严重不": the answer depends on how long overdue.
 GENERIC_OVERDUE_QUESTION = re.compile(
     r"(逾期|没还|晚还|还不上)了?(以后|之后|后)?.{0,4}(会怎么样|会怎样|怎么样|会怎么催收|怎么催收|会被怎么催|会发生什么|"
-    r"后果|严重(吗|不|么)|严不严重|要紧(吗|不)|要不要紧)")  # "花呗逾期了后果严重不"
+    r"(有什么|有啥|什么|啥)后果|后果(是什么|是啥|严重|大|会|怎么样)|严重(吗|么|不(?!良))|严不严重|要紧(吗|不)|要不要紧)")
 # "判决生效了还不上会怎么样" is about the court stage, not about how collection unfolds.
 COURT_STAGE = re.compile(r"判决|判了|起诉|开庭|执行|官司|法院|诉讼|失信|限高|时效")
 
@@ -92,21 +93,24 @@ def problem_focus(normalised: str) -> str | None:
     return rest
 
 
-# A message longer than this (in Chinese characters) is a story: retrieval searches its question.
+# A message longer than this (in Chinese characters) is a story: retrieval searches its question,
+# when one sentence of at most QUESTION_CHARS asks it.
 STORY_CHARS = 100
-_SENTENCE_END = re.compile(r"[。!?;\n]+")
-_ASKS = re.compile(r"\?|吗|怎么|如何|能不能|可不可以|可以.{0,6}吗|什么|多少|哪|是否|会不会|要不要")
+QUESTION_CHARS = 60
+_SENTENCE = re.compile(r"[^。!?;]+[。!?;]*")
+_ASKS = re.compile(r"\?|吗|怎么|如何|能不能|什么(?!都|也)|多少|哪(?!怕)|是否|会不会|要不要")
 
 
 def question_of_story(normalised: str) -> str | None:
     """The question a long story ends up asking ("……我现在最想知道的是，怎么跟支付宝协商分期还款？"):
     its last sentence that asks something. The story around it matches every entry a little
-    and none well. None for a short message or a story that asks nothing."""
+    and none well. None for a short message, a story that asks nothing, or one said in a single
+    breath (voice input: no sentence to pick; the dialogue's other focus rules apply)."""
     if len(_CJK.findall(normalised)) <= STORY_CHARS:
         return None
-    for sentence in reversed([s.strip() for s in _SENTENCE_END.split(normalised)]):
-        if _ASKS.search(sentence) and len(_CJK.findall(sentence)) >= 4:
-            return sentence
+    for sentence in reversed(_SENTENCE.findall(normalised)):
+        if _ASKS.search(sentence) and 4 <= len(_CJK.findall(sentence)) <= QUESTION_CHARS:
+            return sentence.strip().rstrip("。!?;").strip()
     return None
 
 

@@ -60,6 +60,8 @@ def test_stage_is_asked_only_when_it_matters_and_then_used(fresh_engine):
     ("借呗逾期三天了严重吗", False),     # the stage is given: its entry answers
     ("判决了还不上 后果严重吗", False),  # the court stage, not collection
     ("催收骂人严重吗 能告他吗", False),   # not about being overdue
+    ("逾期的后果我知道 我想问怎么协商", False),
+    ("逾期了严重不良记录怎么消", False),
 ])
 def test_how_bad_is_being_overdue_asks_the_stage_first(fresh_engine, message, asked):
     (reply,) = conversation(fresh_engine, message)
@@ -159,6 +161,8 @@ _STORY = ("去年家里老人生病住院花了很多钱，当时手头紧就用
     (_STORY + "我现在最想知道的是，怎么跟支付宝协商分期还款？", "我现在最想知道的是,怎么跟支付宝协商分期还款"),
     (_STORY + "催收会不会找我家里人？我真的很怕。", "催收会不会找我家里人"),  # the question, not the feeling after it
     (_STORY, None),                                             # a story that asks nothing: all of it
+    (_STORY + "怎么跟支付宝协商分期？我现在什么都没有了。", "怎么跟支付宝协商分期"),  # not the statement after it
+    (_STORY.replace("，", "").replace("。", "") + "借呗已经逾期三个月了接下来会怎么样", None),  # voice: one breath
     ("花呗逾期了怎么跟支付宝协商分期还款？", None),               # short: the message itself
 ])
 def test_a_long_story_is_searched_for_its_question(message, searched):
