@@ -270,9 +270,9 @@ class AnswerEngine:
             text = texts.DECLINE_OTHER_LENDER.format(lender=lender.name, ask=lender.ask)
             return self.decline(text, started, assessment, result)
         rule_answers = self.fixed_rule_answers(result)
-        # The fixed rule decides where the dialogue chose the entry ("花呗逾期快三个月了 我该先干嘛": that
-        # stage's) or the message follows the conversation: the model only saw questions asked on their own.
-        by_rule = self._prefer_stage(result, prefer_tag, stage_asked) or in_context or follow_up
+        # The rule decides where the dialogue chose the entry (the stage's: "花呗逾期快三个月了 我该先干嘛"), and
+        # for the model a message following the conversation (the model saw only questions on their own).
+        by_rule = self._prefer_stage(result, prefer_tag, stage_asked) or bool(self.answerability_model and (in_context or follow_up))
         decision = Decision("answer" if rule_answers else "decline") if by_rule else self.decide(result, assessment.label)
         if decision.action == "clarify":
             first, second = decision.options
