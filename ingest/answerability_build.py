@@ -107,14 +107,13 @@ def build_answerability(retriever, items: list[tuple[str, list[str]]],
 
     if len(items) < MIN_QUESTIONS:
         return None
-    rows, targets, question_of, rule_at = [], [], [], []
-    for n, ((result, label, rule), (_, ids)) in enumerate(zip(search_out_of_fold(retriever, items, fit_classifier,
-                                                                                  rule_answers), items)):
+    searched = search_out_of_fold(retriever, items, fit_classifier, rule_answers)
+    rows, targets, question_of = [], [], []
+    for n, ((result, label, _), (_, ids)) in enumerate(zip(searched, items)):
         for p, hit in enumerate(result.hits[:RANK_DEPTH]):
             rows.append(features(result, label, p))
             targets.append(hit.unit.id in ids)
             question_of.append(n)
-            rule_at.append(p == 0 and rule)  # the fixed rule decides on the first match only
     X, y = np.array(rows), np.array(targets, dtype=int)
     if len(set(y.tolist())) < 2:
         return None
@@ -126,7 +125,7 @@ def build_answerability(retriever, items: list[tuple[str, list[str]]],
     in_order = _rows_of(question_of, len(items))
     first_p = np.array([oof[r[0]] if r else 0.0 for r in in_order])  # no match at all: declined
     first_right = np.array([bool(r) and bool(y[r[0]]) for r in in_order])
-    first_rule = np.array([bool(r) and rule_at[r[0]] for r in in_order])
+    first_rule = np.array([rule for _, _, rule in searched])  # the fixed rule decides on the first match
     answer_at, veto_at = _thresholds(first_p, first_right, np.array([bool(ids) for _, ids in items]), first_rule)
     sure_wrong_below = _sure_wrong_threshold(first_p, first_right, first_rule)
     sure_right_at = _sure_right_threshold(first_p, first_right, first_rule)
