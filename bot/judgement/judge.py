@@ -75,8 +75,11 @@ class Judge:
         self.legacy_risk_offsets = legacy_risk_offsets
 
     # --- decision -------------------------------------------------------------------
-    def decide(self, probabilities: np.ndarray) -> int:
-        return int(np.argmax(np.log(np.maximum(probabilities, 1e-9)) + self.offsets))
+    def decide(self, probabilities: np.ndarray, excluded: tuple[str, ...] = ()) -> int:
+        """The label with the offsets applied; `excluded` labels are never chosen."""
+        logp = np.log(np.maximum(probabilities, 1e-9)) + self.offsets
+        logp[[LABELS.index(label) for label in excluded]] = -np.inf
+        return int(np.argmax(logp))
 
     def at_risk(self, vector: np.ndarray, ngrams: tuple[np.ndarray, np.ndarray], probabilities: np.ndarray) -> bool:
         """Possibly a crisis (the crisis lines come first), whatever the label."""
@@ -97,18 +100,16 @@ class Judge:
         if label == "crisis" and (not certain or probabilities[LABELS.index("crisis")] < CRISIS_SURE):
             # A crisis label is the model's own call; below it, the crisis risk puts the
             # lines first and the message is answered as what it most likely is besides.
-            adjusted = np.log(np.maximum(probabilities, 1e-9)) + self.offsets
-            adjusted[LABELS.index("crisis")] = -np.inf
-            label, certain = LABELS[int(np.argmax(adjusted))], True
+            label, certain = LABELS[self.decide(probabilities, ("crisis",))], True
             possible_crisis = True
         else:
             possible_crisis = False
         if label == "relative" and self.overrides.patterns.get("someone_else") is not None \
                 and not self.overrides.match("someone_else", normalised):
             # A relative names whom the debt is about; "欠了二十万网贷 彻底还不上了" is the borrower.
-            others = np.log(np.maximum(probabilities, 1e-9))
-            others[[LABELS.index("relative"), LABELS.index("crisis")]] = -np.inf
-            label = LABELS[int(np.argmax(others + self.offsets))]
+            excluded = ("relative", "crisis")
+            label = LABELS[self.decide(probabilities, excluded)]
+            others = np.where(np.isin(LABELS, excluded), -np.inf, probabilities)
             certain = label == LABELS[int(np.argmax(others))]
         rule = None
         risk_from_override = False
