@@ -45,6 +45,8 @@ class Lexicon:
     overrides: Overrides = field(default_factory=Overrides)
     alipay_only: frozenset[str] = frozenset()
     lenders: tuple[Lender, ...] = ()
+    # Entries that answer for one kind of lender only, and the words that name it.
+    lender_entries: dict[str, re.Pattern] = field(default_factory=dict)
     text: str = ""  # the YAML it was read from (published with the version)
 
     @classmethod
@@ -58,13 +60,19 @@ class Lexicon:
         alipay_only = frozenset(_as_list(data.get("alipay_only") or []))
         lenders = tuple(Lender(str(name), re.compile(str(spec["names"])), str(spec["ask"]))
                         for name, spec in (data.get("other_lenders") or {}).items())
-        return cls(routes, topics, speakers, Overrides(patterns), alipay_only, lenders, text)
+        lender_entries = {str(k): re.compile(str(v)) for k, v in (data.get("lender_entries") or {}).items()}
+        return cls(routes, topics, speakers, Overrides(patterns), alipay_only, lenders, lender_entries, text)
 
     def other_lender(self, normalised: str) -> Lender | None:
         """The other lender a message asks about, when it names no Alipay product."""
         if ALIPAY_WORDS.search(normalised):
             return None
         return next((lender for lender in self.lenders if lender.names.search(normalised)), None)
+
+    def fits_lender(self, entry_id: str, normalised: str) -> bool:
+        """False for an entry about one kind of lender when the message does not name it."""
+        names = self.lender_entries.get(entry_id)
+        return names is None or bool(names.search(normalised))
 
     def route(self, name: str) -> str | None:
         return self.routes.get(name)

@@ -382,6 +382,9 @@ class Retriever:
         # the dense and keyword legs are more sure of, by score.
         top_lexical = max((h.lexical for h in hits.values()), default=0.0) or 1.0
         ranked = sorted(hits.values(), key=lambda h: (-round(h.score, 6), -(h.dense + h.lexical / top_lexical)))
+        # An entry about one kind of lender (a bank's credit card) answers a different question
+        # when the message names no such lender: "催收会找我家人吗" is not the credit-card rules.
+        ranked = [h for h in ranked if index.lexicon.fits_lender(h.unit.id, normalised)]
         result.hits = ranked
         # Someone who asks (nearly) exactly one of an entry's own questions means that entry.
         closest = max(ranked, key=lambda h: h.dense, default=None)

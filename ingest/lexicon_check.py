@@ -11,8 +11,8 @@ from bot.lexicon import OVERRIDES, ROUTES, SPEAKERS, TOPICS, Lexicon
 from ingest.problems import Problem
 from ingest.yamlfile import compose_file, mapping_fields, node_line, scalar_text
 
-SECTIONS = ("routes", "topics", "speakers", "judgement_overrides", "alipay_only", "other_lenders")
-OPTIONAL_SECTIONS = ("alipay_only", "other_lenders")
+SECTIONS = ("routes", "topics", "speakers", "judgement_overrides", "alipay_only", "other_lenders", "lender_entries")
+OPTIONAL_SECTIONS = ("alipay_only", "other_lenders", "lender_entries")
 LENDER_FIELDS = ("names", "ask")
 
 
@@ -55,6 +55,21 @@ def _check_lenders(node: yaml.Node, display: str, problems: list[Problem]) -> No
                 problems.append(Problem(display, node_line(fields["names"]), f"other_lenders.{lender}: bad pattern ({exc})"))
 
 
+def _check_lender_entries(node: yaml.Node, display: str, entry_ids: set[str], problems: list[Problem]) -> None:
+    if not isinstance(node, yaml.MappingNode):
+        problems.append(Problem(display, node_line(node), "'lender_entries' must map entry ids to the words naming their lender"))
+        return
+    for entry, pattern in mapping_fields(node, display, "lender_entries", problems).items():
+        if entry not in entry_ids:
+            problems.append(Problem(display, node_line(pattern), f"lender_entries: no knowledge entry '{entry}'"))
+        try:
+            re.compile(scalar_text(pattern) or "")
+        except re.error as exc:
+            problems.append(Problem(display, node_line(pattern), f"lender_entries.{entry}: bad pattern ({exc})"))
+        if not scalar_text(pattern):
+            problems.append(Problem(display, node_line(pattern), f"lender_entries.{entry}: needs the words naming the lender"))
+
+
 def load_lexicon(path: Path, display: str, entry_ids: set[str], topics: set[str]) -> tuple[Lexicon | None, list[Problem]]:
     root, problems = compose_file(path, display)
     if problems:
@@ -71,6 +86,9 @@ def load_lexicon(path: Path, display: str, entry_ids: set[str], topics: set[str]
             continue
         if name == "other_lenders":
             _check_lenders(node, display, problems)
+            continue
+        if name == "lender_entries":
+            _check_lender_entries(node, display, entry_ids, problems)
             continue
         if not isinstance(node, yaml.MappingNode):
             problems.append(Problem(display, node_line(node), f"'{name}' must be a mapping"))

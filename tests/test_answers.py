@@ -235,6 +235,17 @@ def test_alipay_questions_that_mention_no_or_another_lender_are_still_answered(f
     assert "没有可靠的资料，它和花呗、借呗的规则不一定一样" not in reply.text
 
 
+@pytest.mark.parametrize("question, credit_card_entry", [
+    ("催收会找我家人吗", False),            # names no lender: Alipay's contacts rules, not a bank's
+    ("xyk还不上了能停息挂账吗", True),      # xyk: how people type 信用卡
+    ("信用卡催收会找我家人吗", True),
+    ("银行催收打到我单位了", True),
+])
+def test_an_entry_about_credit_cards_only_answers_a_message_that_names_one(fresh_engine, question, credit_card_entry):
+    cited = [s.id for s in ask(fresh_engine, question).sources]
+    assert any(c.startswith("other-credit-card") for c in cited[:1]) is credit_card_entry, cited
+
+
 @pytest.fixture
 def model_decides(fresh_engine):
     """The shared engine with ANSWERABILITY=model for one test."""

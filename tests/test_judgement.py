@@ -119,6 +119,7 @@ def test_the_lexicon_must_name_entries_and_topics_the_knowledge_has(tmp_path):
     text = text.replace("  - account-minimum-payment\n", "  - account-minimum-paymnet\n")
     text = text.replace("    names: 微粒贷\n", "    names: 微粒贷(\n")
     text = text.replace("    ask: 美团 App 里月付页面的客服\n", "")
+    text = text.replace("  other-credit-card: ", "  other-credit-cards: ")
     path = tmp_path / "lexicon.yaml"
     path.write_text(text, encoding="utf-8")
     lexicon, problems = load_lexicon(path, "lexicon.yaml", {u.id for u in knowledge.units},
@@ -132,6 +133,8 @@ def test_the_lexicon_must_name_entries_and_topics_the_knowledge_has(tmp_path):
     assert lines[lines_of.index("  - account-minimum-paymnet") + 1] == "alipay_only: no knowledge entry 'account-minimum-paymnet'"
     assert lines[lines_of.index("    names: 微粒贷(") + 1].startswith("other_lenders.微粒贷: bad pattern")
     assert "other_lenders.美团月付: needs 'ask'" in lines.values()
+    assert lines[next(i for i, l in enumerate(lines_of, 1) if l.startswith("  other-credit-cards: "))] == \
+        "lender_entries: no knowledge entry 'other-credit-cards'"
 
 
 # ------------------------------------------------------------------ published with the version
