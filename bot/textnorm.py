@@ -34,6 +34,8 @@ ABBREVIATIONS: list[tuple[re.Pattern, str]] = [
         ("网代|網貸", "网贷"),
         ("征性|争信|正信|徵信", "征信"),
         ("芝麻分|芝麻信用分", "芝麻信用"),
+        # A month of the calendar, not a month overdue: "这个月工资没发" is not "逾期一个月".
+        ("这个月", "本月"), ("上个月", "上月"), ("下个月", "下月"), ("每个月", "每月"),
     ]
 ]
 

@@ -33,6 +33,13 @@ NORMALISED = [
     ("忘记设定的还款日了怎么办", "忘记设定的还款日了怎么办"),
     ("忽略规则的话会被起诉吗", "忽略规则的话会被起诉吗"),
     ("ignore rules of collection agencies?", "ignore rules of collection agencies?"),
+    # A month of the calendar is not a month overdue ...
+    ("这个月工资没发 借呗要逾期了", "本月工资没发 借呗要逾期了"),
+    ("下个月能还上吗", "下月能还上吗"),
+    ("每个月只能还800", "每月只能还800"),
+    # ... a duration stays one.
+    ("逾期一个月了", "逾期一个月了"),
+    ("拖了两个月", "拖了两个月"),
 ]
 
 
@@ -52,6 +59,8 @@ DURATIONS = [
     ("逾期一天多少钱", None),  # asks about a day's fee, not how long
     ("要逾期180天才能延期吗", None),  # a duration in another role
     ("花呗逾期了", None),
+    ("这个月借呗要逾期了", None),  # this month, not a month overdue
+    ("上个月逾期的 现在两个月了", None),
 ]
 
 
