@@ -82,7 +82,8 @@ class AnswerEngine:
         return self.retriever.answerability if self.settings.answerability == "model" else None
 
     def is_confident(self, result: RetrievalResult, label: str = "domain") -> bool:
-        return self.decide(result, label).action == "answer"
+        decision = self.decide(result, label)  # an answer from the first match (not from the second of two)
+        return decision.action == "answer" and (not decision.options or decision.options[0] is result.top)
 
     def fixed_rule_answers(self, result: RetrievalResult) -> bool:
         """The fixed rule: is the first match similar enough to answer from (the "not in my knowledge" line)?"""
@@ -154,17 +155,15 @@ class AnswerEngine:
     def respond(self, message: str, *, query: str | None = None, slots: Slots | None = None,
                 started: float | None = None, in_context: bool = False, avoid: str | None = None,
                 prefer_tag: str | None = None, stage_asked: bool = False, follow_up: bool = False) -> Outcome:
-        """Answer `message`. `query` (default: the message) is what retrieval searches,
-        which lets the dialogue add the conversation's topic to an elliptical follow-up
-        (`in_context`: a vague message is then answered, not questioned back). `avoid`:
-        an entry to pass over when another one is also a good match (the one just shown).
-        `prefer_tag`: among good matches of the same topic, the entry tagged so comes
-        first (the knowledge base tags collection stages: 逾期初期, 逾期一个月, 长期逾期).
-        `stage_asked`: the message is only the situation or asks what the stage brings
-        ("花呗逾期十天了"): the stage entry comes first even when another topic matched better
-        (a fee or credit entry that mentions days overdue). `follow_up`: a short question inside
-        a conversation ("那芝麻分呢"); like an `in_context` one, the fixed rule decides whether to
-        answer it, as the answerability model was fitted on questions asked on their own."""
+        """Answer `message`. `query` (default: the message) is what retrieval searches, which lets the
+        dialogue add the conversation's topic to an elliptical follow-up (`in_context`: a vague message
+        is then answered, not questioned back). `avoid`: an entry to pass over when another one is also
+        a good match (the one just shown). `prefer_tag`: among good matches of the same topic, the entry
+        tagged so comes first (the knowledge base tags stages: 逾期初期, 逾期一个月, 长期逾期). `stage_asked`:
+        the message is only the situation or asks what the stage brings ("花呗逾期十天了"): the stage entry
+        comes first even when another topic matched better. `follow_up`: a short question inside a
+        conversation ("那芝麻分呢"); like an `in_context` one, the fixed rule decides whether to answer
+        it, as the answerability model was fitted on questions asked on their own."""
         started = started if started is not None else time.perf_counter()
         message = clean_user_text(message)
         if len(message) > self.settings.max_message_chars:
@@ -283,6 +282,9 @@ class AnswerEngine:
             outcome = self.decline(text, started, assessment, result)
             outcome.unsure = True
             return outcome
+        if decision.options:  # two close entries: the likelier first, the other in one line
+            result.promote(decision.options[0])
+            return self._compose(result, slots, started, assessment, runner_up=decision.options[1])
         if avoid and result.top.unit.id == avoid:
             # Move along the entry's own related links, to a good match only.
             related = set(result.top.unit.related)
@@ -382,9 +384,8 @@ class AnswerEngine:
 
     def elaborate(self, outcome: Outcome, message: str, *, slots: Slots | None = None,
                   previous_entry: str | None = None, on_partial=None) -> Outcome:
-        """With a language model configured, a composed answer is rewritten by it, grounded
-        and checked, with `outcome` as the fallback (bot/llm.py). Crisis, decline, clarify
-        and evasion replies are returned as they are: they never reach the model."""
+        """With a language model configured, a composed answer is rewritten by it, grounded and checked,
+        `outcome` the fallback (bot/llm.py). Crisis, decline, clarify and evasion replies never reach it."""
         if self.generator is None or outcome.reply.kind != "answer" or outcome.routed:
             return outcome
         unit = self.retriever.units.get(previous_entry) if previous_entry else None

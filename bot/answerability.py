@@ -26,6 +26,7 @@ FEATURES = ("dense", "question_dense", "lexical_share", "both_legs_first", "scor
 # How many of retrieval's best matches each tuning question gives the fit as examples
 # (ingest/answerability_build.py; the bot decides on the first).
 RANK_DEPTH = 5
+NEVER = 3.0  # a threshold no probability (or sum of two) reaches
 # An entry the classifier has no score for (a store without one) counts as not recognised.
 NO_ENTRY_SCORE = -1.0
 
@@ -67,7 +68,7 @@ def features(result, label: str, position: int = 0) -> list[float]:
 class Decision:
     action: str  # answer | clarify | decline
     probability: float = 0.0
-    options: tuple = ()  # the two hits to choose between, for clarify
+    options: tuple = ()  # the two hits to choose between (clarify), or to answer from and name in a line
 
 
 @dataclass
@@ -87,6 +88,10 @@ class Answerability:
     # these existed: 0 and 1, never).
     sure_wrong_below: float = 0.0
     sure_right_at: float = 1.0
+    # Where a choice between the first two would be offered, and their probabilities add up to
+    # at least this, the likelier one is answered and the other named in one line: out-of-fold,
+    # the likelier is then right most of the time and the person sees both (never: above 2).
+    pair_at: float = NEVER
 
     def probability(self, values: list[float]) -> float:
         z = self.bias + sum(w * x for w, x in zip(self.weights, values))
@@ -113,13 +118,18 @@ class Answerability:
             # A choice only between relevant entries (the fixed rule would answer): never two
             # debt topics offered for "你喜欢吃什么".
             if rule_answers and min(top, second) >= self.clarify_at and result.hits[1].unit.source_type == "faq":
-                return Decision("clarify", top, (result.hits[0], result.hits[1]))
+                first, other = result.hits[0], result.hits[1]
+                if top + second >= self.pair_at:
+                    # options: the entry to answer from, then the one named in a line.
+                    return Decision("answer", max(top, second), (first, other) if top >= second else (other, first))
+                return Decision("clarify", top, (first, other))
         return Decision("decline", top)
 
     def to_bytes(self) -> bytes:
         return json.dumps({"features": FEATURES, "weights": self.weights, "bias": self.bias,
                            "answer_at": self.answer_at, "clarify_at": self.clarify_at, "veto_at": self.veto_at,
                            "sure_wrong_below": self.sure_wrong_below, "sure_right_at": self.sure_right_at,
+                           "pair_at": self.pair_at,
                            "fitted_on": self.fitted_on},
                           ensure_ascii=False).encode("utf-8")
 
@@ -129,4 +139,5 @@ class Answerability:
         if tuple(raw["features"]) != FEATURES:
             raise ValueError("answerability features differ from this program's: re-run ingest")
         return cls(raw["weights"], raw["bias"], raw["answer_at"], raw["clarify_at"], raw.get("fitted_on", {}),
-                   raw.get("veto_at", 1.0), raw.get("sure_wrong_below", 0.0), raw.get("sure_right_at", 1.0))
+                   raw.get("veto_at", 1.0), raw.get("sure_wrong_below", 0.0), raw.get("sure_right_at", 1.0),
+                   raw.get("pair_at", NEVER))

@@ -30,7 +30,7 @@ from pathlib import Path
 import numpy as np
 import yaml
 
-from bot.answerability import RANK_DEPTH, Answerability, features
+from bot.answerability import NEVER, RANK_DEPTH, Answerability, features
 from bot.eval_answerability import realistic_files
 from bot.safety import assess
 from bot.splits import is_held_out
@@ -40,12 +40,15 @@ from bot.yamlnodes import SAFE_LOADER
 log = logging.getLogger(__name__)
 
 # Bump when the features or the fitting change: the next ingest fits the model again.
-ANSWERABILITY_FORMAT = "answerability-11"  # thresholds on retrieval's first match (no ranking)
+ANSWERABILITY_FORMAT = "answerability-12"  # pair_at: the likelier of two close entries answered
 WRONG_COST = 2.0  # a wrong answer costs as much as this many needless declines
 FOLDS = 5
 # Offer a choice between two entries only where, out-of-fold, at least this share of
 # such choices would contain an acceptable entry.
 CLARIFY_PRECISION = 0.7
+# Answer the likelier of two close entries (naming the other) instead of asking which is meant
+# only where, out-of-fold, it is right at least this share of the time (of at least SURE_MIN).
+PAIR_PRECISION = 0.8
 # With ANSWERABILITY=rule, the model declines the rule's answer only where, out-of-fold, at
 # least this share of the answers it would decline are to a different question.
 SURE_WRONG_PRECISION = 0.95
@@ -129,13 +132,16 @@ def build_answerability(retriever, items: list[tuple[str, list[str]]],
     answer_at, veto_at = _thresholds(first_p, first_right, np.array([bool(ids) for _, ids in items]), first_rule)
     sure_wrong_below = _sure_wrong_threshold(first_p, first_right, first_rule)
     sure_right_at = _sure_right_threshold(first_p, first_right, first_rule)
-    clarify_at = _clarify_threshold(oof, y, in_order, _answered(first_p, first_rule, answer_at, veto_at))
+    answered = _answered(first_p, first_rule, answer_at, veto_at)
+    clarify_at = _clarify_threshold(oof, y, in_order, answered)
+    pair_at = _pair_threshold(oof, y, in_order, answered | ~first_rule, clarify_at)
     fitted_on = {"questions": len(items), "examples": int(len(y)), "out_of_fold": fit_classifier is not None,
                  "first_right": int(first_right.sum())}
-    log.info("answerability answer_at=%.2f veto_at=%.2f clarify_at=%.2f sure_wrong_below=%.2f sure_right_at=%.2f "
-             "on %d questions", answer_at, veto_at, clarify_at, sure_wrong_below, sure_right_at, len(items))
+    log.info("answerability answer_at=%.2f veto_at=%.2f clarify_at=%.2f pair_at=%.2f sure_wrong_below=%.2f "
+             "sure_right_at=%.2f on %d questions", answer_at, veto_at, clarify_at, pair_at, sure_wrong_below,
+             sure_right_at, len(items))
     return Answerability([float(w) for w in model.coef_[0]], float(model.intercept_[0]), answer_at, clarify_at,
-                         fitted_on, veto_at, sure_wrong_below, sure_right_at)
+                         fitted_on, veto_at, sure_wrong_below, sure_right_at, pair_at)
 
 
 def _rows_of(question_of, questions: int) -> list[list[int]]:
@@ -187,6 +193,19 @@ def _sure_right_threshold(first_p, first_right, rule) -> float:
         if answered.sum() >= SURE_MIN and np.mean(first_right[answered]) >= SURE_RIGHT_PRECISION:
             return float(threshold)
     return 1.0
+
+
+def _pair_threshold(oof, y, in_order, settled, clarify_at: float) -> float:
+    """The lowest sum of the first two probabilities from which, among the questions where a
+    choice between them would be offered (not `settled`: answered, or declined by the rule), the
+    likelier of the two is acceptable PAIR_PRECISION of the time. NEVER when no sum is."""
+    offered = [r[:2] for q, r in enumerate(in_order)
+               if len(r) >= 2 and not settled[q] and min(oof[r[0]], oof[r[1]]) >= clarify_at]
+    for threshold in np.round(np.arange(0.5, 2.0, 0.05), 2):
+        chosen = [max(pair, key=lambda row: oof[row]) for pair in offered if oof[pair[0]] + oof[pair[1]] >= threshold]
+        if len(chosen) >= SURE_MIN and np.mean([y[row] for row in chosen]) >= PAIR_PRECISION:
+            return float(threshold)
+    return NEVER
 
 
 def _clarify_threshold(oof, y, in_order, answered) -> float:
