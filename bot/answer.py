@@ -48,7 +48,7 @@ class Outcome:
     retrieval: RetrievalResult | None = None
     assessment: Assessment = field(default_factory=Assessment)
     routed: bool = False  # a fixed preface and a routed entry: never rewritten by a language model
-    unsure: bool = False  # declined because no entry surely answers it (not because it is out of scope)
+    unsure: bool = False  # declined or asked which of two: no entry surely answers it (it is not out of scope)
 
 
 class AnswerEngine:
@@ -143,14 +143,14 @@ class AnswerEngine:
         return Outcome(reply, assessment=assessment)
 
     def clarify(self, text: str, started: float, options: list[str] | None = None,
-                assessment: Assessment | None = None) -> Outcome:
+                assessment: Assessment | None = None, unsure: bool = False) -> Outcome:
         reply = Reply(text, "clarify", [], list(options or texts.CLARIFY_OPTIONS), _ms(started))
-        return Outcome(reply, assessment=assessment or Assessment(label="vague"))
+        return Outcome(reply, assessment=assessment or Assessment(label="vague"), unsure=unsure)
 
     def decline(self, text: str, started: float, assessment: Assessment,
-                result: RetrievalResult | None = None) -> Outcome:
+                result: RetrievalResult | None = None, unsure: bool = False) -> Outcome:
         reply = Reply(text, "decline", [], list(texts.SCOPE_SUGGESTIONS), _ms(started))
-        return Outcome(reply, retrieval=result, assessment=assessment)
+        return Outcome(reply, retrieval=result, assessment=assessment, unsure=unsure)
 
     def respond(self, message: str, *, query: str | None = None, slots: Slots | None = None,
                 started: float | None = None, in_context: bool = False, avoid: str | None = None,
@@ -275,13 +275,12 @@ class AnswerEngine:
         decision = Decision("answer" if rule_answers else "decline") if by_rule else self.decide(result, assessment.label)
         if decision.action == "clarify":
             first, second = decision.options
-            return self.clarify(texts.CLARIFY_BETWEEN, started, [first.unit.title, second.unit.title], assessment)
+            return self.clarify(texts.CLARIFY_BETWEEN, started, [first.unit.title, second.unit.title], assessment,
+                                unsure=True)
         if decision.action == "decline":
             domain = has_domain_word(result.normalised) or assessment.label in ("product", "domain")
             text = texts.DECLINE_NOT_IN_KNOWLEDGE if domain else texts.DECLINE_OUT_OF_SCOPE
-            outcome = self.decline(text, started, assessment, result)
-            outcome.unsure = True
-            return outcome
+            return self.decline(text, started, assessment, result, unsure=True)
         if decision.options:  # two close entries: the likelier first, the other in one line
             result.promote(decision.options[0])
             return self._compose(result, slots, started, assessment, runner_up=decision.options[1])

@@ -51,11 +51,12 @@ class Settings(BaseSettings):
     # Unset: the store's, calibrated for its embedding model at ingest (0.45 for
     # the bundled model; bot/calibration.py). Set: this value for every model.
     relevance_threshold: float | None = Field(default=None, ge=0, le=1)
-    # How the bot decides between answering and declining: "rule" (the fixed rule, overruled only
-    # where the answerability model fitted at ingest is nearly sure it answers another question)
-    # or "model" (that model decides; fewer wrong answers, more declines, see docs/answerability.md).
+    # How the bot decides between answering and declining: "model" (the answerability model fitted
+    # at ingest decides; a confident answer to another question is the costliest mistake) or "rule"
+    # (the fixed similarity rule, overruled only where that model is nearly sure it answers another
+    # question: more answers, about twice as many wrong ones; see docs/answerability.md).
     # `python -m bot eval` reports both.
-    answerability: Literal["rule", "model"] = "rule"
+    answerability: Literal["rule", "model"] = "model"
     max_message_chars: int = Field(default=2000, ge=100)
 
     # --- dialogue sessions -----------------------------------------------------------

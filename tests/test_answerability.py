@@ -10,11 +10,11 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from bot.answerability import FEATURES, Answerability, features
+from bot.answerability import FEATURES, NEVER, Answerability, features
 from bot.entry_classifier import NONE_ID
 from bot.lexicon import Lexicon
 from ingest.answerability_build import (FOLDS, SURE_RIGHT_PRECISION, SURE_WRONG_PRECISION, WRONG_COST,
-                                        _sure_right_threshold, _sure_wrong_threshold, _thresholds,
+                                        _pair_threshold, _sure_right_threshold, _sure_wrong_threshold, _thresholds,
                                         build_answerability, fold_of)
 
 
@@ -71,6 +71,33 @@ def test_the_decision_is_about_retrievals_first_match_only():
     result = _result("a", "b", "c", entry_scores={"a": -0.5, "b": -0.2, "c": 0.4})  # the words name c
     decision = _model_trusting_the_classifier().decide(result, "domain")
     assert decision.action == "decline" and decision.probability < 0.5  # a's probability, not c's
+
+
+@pytest.mark.parametrize("pair_at, action, first", [
+    (0.95, "answer", "b"),   # together likely enough: the likelier (b) answers, a is named in a line
+    (1.05, "clarify", "a"),  # not enough: the person is asked which is meant, in retrieval's order
+])
+def test_two_close_entries_are_answered_from_the_likelier_when_together_they_are_likely(pair_at, action, first):
+    model = _model_trusting_the_classifier()  # a: 0.12, b (the classifier's first): 0.88
+    model.answer_at, model.clarify_at, model.pair_at = 0.9, 0.1, pair_at
+    decision = model.decide(_result("a", "b", entry_scores={"a": -0.5, "b": 0.4}), "domain", rule_answers=True)
+    assert decision.action == action
+    assert [h.unit.id for h in decision.options] == [first, "a" if first == "b" else "b"]
+
+
+def test_a_store_fitted_before_pair_answers_never_makes_one():
+    raw = _model_saying(0.5).to_bytes().decode("utf-8").replace('"pair_at": 3.0, ', "")
+    assert '"pair_at"' not in raw and Answerability.from_bytes(raw.encode("utf-8")).pair_at > 2.0
+
+
+def test_the_pair_threshold_is_where_the_likelier_of_two_is_mostly_right():
+    # 20 questions offered a choice (not settled); the first two rows' out-of-fold probabilities.
+    # Sum 1.2: the likelier right 9 times in 10; sum 0.6: 5 in 10.
+    oof = np.array([0.9, 0.3] * 10 + [0.4, 0.2] * 10)
+    y = np.array([1, 0] * 9 + [0, 1] + [1, 0, 0, 1] * 5)
+    in_order = [[2 * q, 2 * q + 1] for q in range(20)]
+    assert _pair_threshold(oof, y, in_order, np.zeros(20, dtype=bool), clarify_at=0.1) == pytest.approx(0.65)
+    assert _pair_threshold(oof, y, in_order, np.ones(20, dtype=bool), clarify_at=0.1) == NEVER  # all settled
 
 
 def test_the_classifiers_view_of_each_entry_is_evidence():

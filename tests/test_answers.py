@@ -264,13 +264,21 @@ def test_with_the_model_a_question_asked_in_an_entrys_own_words_is_answered(mode
 
 
 
-def test_the_rule_declines_an_answer_the_model_is_nearly_sure_is_to_another_question(fresh_engine):
-    """From the issue: "我的借呗是不是逾期了" got the 花呗-versus-借呗 entry (a catch-all). With the default
-    rule, the store's model overrules that stretch: an honest decline that says where to ask."""
-    assert fresh_engine.answers.settings.answerability == "rule"
-    reply = ask(fresh_engine, "我的借呗是不是逾期了")
+@pytest.fixture
+def rule_decides(fresh_engine):
+    """The shared engine with ANSWERABILITY=rule for one test."""
+    kept = fresh_engine.answers.settings
+    fresh_engine.answers.settings = kept.model_copy(update={"answerability": "rule"})
+    yield fresh_engine
+    fresh_engine.answers.settings = kept
+
+
+def test_the_rule_declines_an_answer_the_model_is_nearly_sure_is_to_another_question(rule_decides):
+    """From the issue: "我的借呗是不是逾期了" got the 花呗-versus-借呗 entry (a catch-all). With
+    ANSWERABILITY=rule, the store's model overrules that stretch: an honest decline that says where to ask."""
+    reply = ask(rule_decides, "我的借呗是不是逾期了")
     assert reply.kind == "decline" and "95188" in reply.text
-    assert ask(fresh_engine, "hb逾期了会上征信吗").kind == "answer"  # a question it answers is still answered
+    assert ask(rule_decides, "hb逾期了会上征信吗").kind == "answer"  # a question it answers is still answered
 
 
 @pytest.mark.parametrize("relative_p, routed", [(0.8, True), (0.2, False)])
