@@ -228,12 +228,12 @@ class AnswerEngine:
         if assessment.speaker == "identity_theft":
             return self._routed_answer("identity_theft", texts.IDENTITY_THEFT_PREFACE, result, started, assessment)
         if slots.speaker:
-            # Someone asking for a relative, or whose identity was used, is better served
-            # by the entries written for them when one of those is a good match too.
-            preferred = set(self.lexicon.speaker_entries(slots.speaker))
-            fitting = next((h for h in result.hits if h.unit.id in preferred
-                            and h.dense >= self.thresholds.relevance), None)
-            if fitting is not None:
+            # Someone asking for a relative, or whose identity was used, is better served by the entries
+            # written for them when one is a good match too (and, to the model, as likely as the first).
+            preferred, model = set(self.lexicon.speaker_entries(slots.speaker)), self.answerability_model
+            fitting = next((h for h in result.hits if h.unit.id in preferred and h.dense >= self.thresholds.relevance), None)
+            if fitting is not None and (model is None or model.likelihood(result, assessment.label, result.hits.index(fitting))
+                                        >= model.likelihood(result, assessment.label, 0)):
                 result.promote(fitting)
         if assessment.label in ("victim", "relative", "threat"):
             # Never the evasion entry for someone wronged or asking for someone else; when nothing

@@ -264,6 +264,18 @@ def test_with_the_model_a_question_asked_in_an_entrys_own_words_is_answered(mode
 
 
 
+@pytest.mark.parametrize("message, relatives_entry", [
+    ("我是我表弟的紧急联系人 催收找我要钱 我要还吗", True),   # a contact asked to pay: the entry written for them
+    ("老婆接到电话说我借呗欠钱 是不是骗子", False),          # the borrower asks whether the caller is real
+])
+def test_the_entry_for_relatives_comes_first_only_where_the_model_finds_it_likely(fresh_engine, message, relatives_entry):
+    """Someone else named used to move the relatives' entry first whatever the question; the
+    answerability model now has to find it at least as likely as retrieval's first."""
+    reply = ask(fresh_engine, message)
+    assert reply.kind == "answer"
+    assert (reply.sources[0].id == fresh_engine.answers.lexicon.route("relative")) is relatives_entry
+
+
 @pytest.fixture
 def rule_decides(fresh_engine):
     """The shared engine with ANSWERABILITY=rule for one test."""
