@@ -23,7 +23,7 @@ from bot.retrieval import Hit, RetrievalResult, Retriever, Unit
 from bot.safety import THANKS, WHO_ARE_YOU, Assessment, assess
 from bot.settings import Settings
 from bot.slots import Slots, slot_prefix
-from bot.textnorm import STAGE_TAGS, clean_user_text, has_domain_word, has_problem_word, normalise_query
+from bot.textnorm import STAGE_TAGS, clean_user_text, has_domain_word, has_problem_word, mostly_english, normalise_query
 
 log = logging.getLogger(__name__)
 
@@ -72,7 +72,7 @@ class AnswerEngine:
         fitted, rule_answers = self.retriever.answerability, self.fixed_rule_answers(result)
         if fitted is None or (rule_answers and result.top.dense >= self.thresholds.exact):
             return Decision("answer" if rule_answers else "decline")
-        if self.answerability_model is None:
+        if self.answerability_model is None or mostly_english(result.normalised):  # the model saw few in English
             return Decision("answer" if rule_answers != fitted.overrules(result, label, rule_answers) else "decline")
         return fitted.decide(result, label, rule_answers)
 
@@ -185,8 +185,7 @@ class AnswerEngine:
 
     def _asked_as_written(self, outcome: Outcome) -> bool:
         """The message is asked nearly in an entry's own words: a question, not a hint of danger."""
-        top = outcome.retrieval.top if outcome.retrieval is not None else None
-        return top is not None and top.question_dense >= self.thresholds.strong
+        return outcome.retrieval is not None and getattr(outcome.retrieval.top, "question_dense", 0.0) >= self.thresholds.strong
 
     def _respond(self, message: str, normalised: str, assessment: Assessment, query: str | None,
                  slots: Slots | None, started: float, in_context: bool, avoid: str | None,
@@ -229,7 +228,7 @@ class AnswerEngine:
             return self._routed_answer("identity_theft", texts.IDENTITY_THEFT_PREFACE, result, started, assessment)
         if slots.speaker:
             # Someone asking for a relative, or whose identity was used, is better served by the entries
-            # written for them when one is a good match too (and, to the model, as likely as the first).
+            # written for them when one is a good match too (and, with the model deciding, as likely as the first).
             preferred, model = set(self.lexicon.speaker_entries(slots.speaker)), self.answerability_model
             fitting = next((h for h in result.hits if h.unit.id in preferred and h.dense >= self.thresholds.relevance), None)
             if fitting is not None and (model is None or model.likelihood(result, assessment.label, result.hits.index(fitting))
@@ -264,10 +263,10 @@ class AnswerEngine:
                 result.promote(support_hit)
                 return self._compose(result, slots, started, assessment, runner_up=practical)
         lender = self.lexicon.other_lender(result.normalised)
-        if lender is not None and result.top.unit.id in self.lexicon.alipay_only:
-            # "白条逾期一天算逾期吗": Alipay's rule is not that lender's, and 95188 can't answer for it.
-            text = texts.DECLINE_OTHER_LENDER.format(lender=lender.name, ask=lender.ask)
-            return self.decline(text, started, assessment, result)
+        # "白条逾期一天算逾期吗": Alipay's rule is not that lender's, and 95188 can't answer for it.
+        not_for_lender = lender and texts.DECLINE_OTHER_LENDER.format(lender=lender.name, ask=lender.ask)
+        if not_for_lender and result.top.unit.id in self.lexicon.alipay_only:
+            return self.decline(not_for_lender, started, assessment, result)
         rule_answers = self.fixed_rule_answers(result)
         # The rule decides where the dialogue chose the entry (the stage's: "花呗逾期快三个月了 我该先干嘛"), and
         # for the model a message following the conversation (the model saw only questions on their own).
@@ -275,13 +274,14 @@ class AnswerEngine:
         decision = Decision("answer" if rule_answers else "decline") if by_rule else self.decide(result, assessment.label)
         if decision.action == "clarify":
             first, second = decision.options
-            return self.clarify(texts.CLARIFY_BETWEEN, started, [first.unit.title, second.unit.title], assessment,
-                                unsure=True)
+            return self.clarify(texts.CLARIFY_BETWEEN, started, [first.unit.title, second.unit.title], assessment, unsure=True)
         if decision.action == "decline":
             domain = has_domain_word(result.normalised) or assessment.label in ("product", "domain")
             text = texts.DECLINE_NOT_IN_KNOWLEDGE if domain else texts.DECLINE_OUT_OF_SCOPE
             return self.decline(text, started, assessment, result, unsure=True)
         if decision.options:  # two close entries: the likelier first, the other in one line
+            if not_for_lender and decision.options[0].unit.id in self.lexicon.alipay_only:
+                return self.decline(not_for_lender, started, assessment, result)
             result.promote(decision.options[0])
             return self._compose(result, slots, started, assessment, runner_up=decision.options[1])
         if avoid and result.top.unit.id == avoid:

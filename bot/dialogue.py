@@ -247,6 +247,8 @@ class DialogueEngine:
             contextual = self._in_context(message, topic_unit, state, started)
             if contextual.reply.kind == "answer":
                 return contextual
+        if outcome.assessment.lines_first:
+            return outcome  # the crisis lines come first: never replaced by a question about the stage
         if (outcome.reply.kind == "answer" or outcome.unsure) and self._needs_stage(normalised, state):
             # "借呗逾期了会怎么样": it depends on the stage, so ask it rather than answer or decline.
             state.pending = "overdue"

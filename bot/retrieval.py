@@ -32,7 +32,7 @@ from bot.entry_classifier import NONE_ID, EntryClassifier
 from bot.judgement.features import message_features
 from bot.settings import Settings
 from bot.store import KnowledgeStore, Manifest, check_embedding_model, open_store
-from bot.textnorm import init_tokenizer, keyword_expansion, lexical_tokens, normalise_query
+from bot.textnorm import calendar_months, init_tokenizer, keyword_expansion, lexical_tokens, normalise_query
 
 log = logging.getLogger(__name__)
 
@@ -193,7 +193,8 @@ class _Index:
         for doc, meta in zip(docs, self.chunk_meta):
             unit_text.setdefault(meta["unit_id"], []).append(doc)
         self.bm25_units = list(unit_text)
-        self.bm25 = BM25Okapi([list(lexical_tokens("\n".join(unit_text[u]))) or ["∅"] for u in self.bm25_units])
+        self.bm25 = BM25Okapi([list(lexical_tokens(calendar_months("\n".join(unit_text[u])))) or ["∅"]
+                               for u in self.bm25_units])
 
 
 class Retriever:

@@ -34,10 +34,18 @@ ABBREVIATIONS: list[tuple[re.Pattern, str]] = [
         ("网代|網貸", "网贷"),
         ("征性|争信|正信|徵信", "征信"),
         ("芝麻分|芝麻信用分", "芝麻信用"),
-        # A month of the calendar, not a month overdue: "这个月工资没发" is not "逾期一个月".
-        ("这个月", "本月"), ("上个月", "上月"), ("下个月", "下月"), ("每个月", "每月"),
     ]
 ]
+# A month of the calendar, not a month overdue: "这个月工资没发" is not "逾期一个月". Applied to the
+# query and to the keyword index's text alike (calendar_months), so their words still meet.
+CALENDAR_MONTHS = [(re.compile(p), r) for p, r in [("这个月", "本月"), ("上个月", "上月"), ("下个月", "下月"),
+                                                   ("每个月", "每月")]]
+
+
+def calendar_months(text: str) -> str:
+    for pattern, replacement in CALENDAR_MONTHS:
+        text = pattern.sub(replacement, text)
+    return text
 
 # Words users say for what the knowledge base calls otherwise. These are added
 # to the keyword query rather than replacing the user's word, because the
@@ -257,7 +265,13 @@ def normalise_query(text: str) -> str:
     text = stripped if _WORDS_LEFT.search(stripped) else text  # only the instruction: kept as it is
     for pattern, replacement in ABBREVIATIONS:
         text = pattern.sub(replacement, text)
-    return text
+    return calendar_months(text)
+
+
+def mostly_english(text: str) -> bool:
+    """Written mostly in Latin letters ("collectors keep calling me at 2am"): few of the labelled
+    questions the answerability model was fitted on are."""
+    return len(re.findall(r"[a-z]", text.lower())) > 2 * len(re.findall(r"[\u4e00-\u9fff]", text))
 
 
 def english_expansion(text: str) -> list[str]:

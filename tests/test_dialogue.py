@@ -68,6 +68,17 @@ def test_how_bad_is_being_overdue_asks_the_stage_first(fresh_engine, message, as
     assert (reply.kind == "clarify" and "逾期多久" in reply.text) is asked
 
 
+def test_a_message_at_risk_of_a_crisis_keeps_its_lines_instead_of_a_question_about_the_stage(fresh_engine, monkeypatch):
+    """A possible crisis in "how bad is being overdue" words: the crisis lines first, never "逾期多久了？" alone."""
+    from bot import texts
+    from bot.safety import Assessment
+
+    at_risk = Assessment(label="domain", crisis_risk=True, scores={"domain": 0.6, "crisis": 0.4})
+    monkeypatch.setattr(fresh_engine.answers, "assess", lambda normalised: at_risk)
+    (reply,) = conversation(fresh_engine, "花呗逾期了后果严重不")
+    assert reply.text.startswith(texts.CRISIS_RISK_LINE.strip()[:12]) and "逾期多久" not in reply.text
+
+
 def test_stage_given_up_front_is_not_asked_again(fresh_engine):
     (reply,) = conversation(fresh_engine, "借呗逾期三天了会怎么样")
     assert reply.kind == "answer"

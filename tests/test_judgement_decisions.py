@@ -52,10 +52,11 @@ def test_the_detector_survives_publishing_with_the_judge():
 @pytest.mark.parametrize("threshold, label, risk", [
     (-1.0, "crisis", False),   # both the label model and the detector hear a crisis: the crisis reply
     (5.0, "domain", True),     # only the label model: the lines first, then the question answered
+    (None, "crisis", False),   # a store without a detector (too few crises labelled): the label model's call
 ])
 def test_a_crisis_label_needs_the_detector_too(threshold, label, risk):
     """"才晚一天 不至于上人行吧" was given the whole crisis reply on the label model's word alone."""
-    detector = CrisisDetector(np.zeros(8), np.zeros(FEATURES), 0.1, threshold)  # scores every message 0.1
+    detector = None if threshold is None else CrisisDetector(np.zeros(8), np.zeros(FEATURES), 0.1, threshold)
     judge = Judge(_FixedModel({"crisis": 0.8, "domain": 0.2}), np.zeros(len(LABELS)), LEXICON.overrides, detector)
     judgement = judge.judge(normalise_query("才晚一天 不至于上人行吧"), np.zeros(8, dtype=np.float32))
     assert (judgement.label, judgement.crisis_risk) == (label, risk)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from bot.safety import has_topic_word
-from bot.textnorm import normalise_query, parse_overdue, stage_tag
+from bot.textnorm import mostly_english, normalise_query, parse_overdue, stage_tag
 
 NORMALISED = [
     ("花被逾期了", "花呗逾期了"),
@@ -98,3 +98,13 @@ TOPIC = [
 @pytest.mark.parametrize("typed, expected", TOPIC)
 def test_has_topic_word(typed, expected):
     assert has_topic_word(normalise_query(typed)) is expected
+
+
+@pytest.mark.parametrize("typed, english", [
+    ("collectors keep calling me at 2am, is that legal?", True),
+    ("jb逾期 3 months now, what r they gonna do next", True),
+    ("hb逾期了会怎样", False),            # hb is 花呗 once normalised
+    ("借呗逾期三天 app上显示红字", False),
+])
+def test_mostly_english(typed, english):
+    assert mostly_english(normalise_query(typed)) is english

@@ -97,8 +97,8 @@ class Judge:
         scores = {label: round(float(p), 4) for label, p in zip(LABELS, probabilities)}
         label = LABELS[self.decide(probabilities)]
         certain = label == LABELS[int(np.argmax(probabilities))]
-        if label == "crisis" and (not certain or probabilities[LABELS.index("crisis")] < CRISIS_SURE
-                                  or not self.at_risk(vector, features, probabilities)):
+        if label == "crisis" and (not certain or probabilities[LABELS.index("crisis")] < CRISIS_SURE or (
+                self.crisis_detector is not None and not self.at_risk(vector, features, probabilities))):
             # A crisis label is the model's own call, and the crisis detector's too ("hb今天最后一天
             # 晚上12点前还就行吧" is a question to it); short of both, the crisis risk puts the lines
             # first and the message is answered as what it most likely is besides.
