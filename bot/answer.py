@@ -185,7 +185,8 @@ class AnswerEngine:
 
     def _asked_as_written(self, outcome: Outcome) -> bool:
         """The message is asked nearly in an entry's own words: a question, not a hint of danger."""
-        return outcome.retrieval is not None and getattr(outcome.retrieval.top, "question_dense", 0.0) >= self.thresholds.strong
+        top = outcome.retrieval.top if outcome.retrieval is not None else None
+        return top is not None and top.question_dense >= self.thresholds.strong
 
     def _respond(self, message: str, normalised: str, assessment: Assessment, query: str | None,
                  slots: Slots | None, started: float, in_context: bool, avoid: str | None,
@@ -231,8 +232,7 @@ class AnswerEngine:
             # written for them when one is a good match too (and, with the model deciding, as likely as the first).
             preferred, model = set(self.lexicon.speaker_entries(slots.speaker)), self.answerability_model
             fitting = next((h for h in result.hits if h.unit.id in preferred and h.dense >= self.thresholds.relevance), None)
-            if fitting is not None and (model is None or model.likelihood(result, assessment.label, result.hits.index(fitting))
-                                        >= model.likelihood(result, assessment.label, 0)):
+            if fitting is not None and (model is None or model.as_likely_as_first(result, assessment.label, fitting)):
                 result.promote(fitting)
         if assessment.label in ("victim", "relative", "threat"):
             # Never the evasion entry for someone wronged or asking for someone else; when nothing

@@ -100,6 +100,10 @@ class Answerability:
     def likelihood(self, result, label: str, position: int) -> float:
         return self.probability(features(result, label, position))
 
+    def as_likely_as_first(self, result, label: str, hit) -> bool:
+        """Is `hit` (one of result.hits) at least as likely to answer the question as the first match?"""
+        return self.likelihood(result, label, result.hits.index(hit)) >= self.likelihood(result, label, 0)
+
     def overrules(self, result, label: str, rule_answers: bool) -> bool:
         """With ANSWERABILITY=rule: the model is nearly sure the rule is wrong about the first match."""
         if not result.hits:

@@ -1,4 +1,4 @@
-"""Shared helpers for the ingest and store tests: knowledge copies, stores, CLI runs.
+"""Shared helpers for the tests: knowledge copies, stores, CLI runs, the answerability setting.
 
 Building a store from the real knowledge embeds ~390 chunks (several seconds),
 so it is done once per test process (`base_store`) and every test copies the
@@ -14,6 +14,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+from contextlib import contextmanager
 from functools import lru_cache
 from pathlib import Path
 
@@ -189,3 +190,14 @@ def last_json(stdout: str) -> dict:
 
 
 PROGRESS_MARKS = re.compile(r"[\r█▏▎▍▌▋▊▉]|\d+%\|")
+
+
+@contextmanager
+def deciding_by(engine, mode: str):
+    """The engine with ANSWERABILITY=`mode` ("model" or "rule") inside the block, as before after it."""
+    kept = engine.answers.settings
+    engine.answers.settings = kept.model_copy(update={"answerability": mode})
+    try:
+        yield engine
+    finally:
+        engine.answers.settings = kept

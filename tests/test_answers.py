@@ -9,6 +9,7 @@ import pytest
 
 from bot import texts
 from bot.evaluation import answer_checks, load_eval_set, retrieval_metrics
+from tests.helpers_knowledge import deciding_by
 
 ROOT = Path(__file__).resolve().parent.parent
 KNOWLEDGE_TEXT = "\n".join(p.read_text(encoding="utf-8") for p in (ROOT / "knowledge").rglob("*") if p.is_file())
@@ -250,10 +251,8 @@ def test_an_entry_about_credit_cards_only_answers_a_message_that_names_one(fresh
 @pytest.fixture
 def model_decides(fresh_engine):
     """The shared engine with ANSWERABILITY=model for one test."""
-    kept = fresh_engine.answers.settings
-    fresh_engine.answers.settings = kept.model_copy(update={"answerability": "model"})
-    yield fresh_engine
-    fresh_engine.answers.settings = kept
+    with deciding_by(fresh_engine, "model") as engine:
+        yield engine
 
 
 def test_with_the_model_a_question_asked_in_an_entrys_own_words_is_answered(model_decides):
@@ -280,10 +279,8 @@ def test_the_entry_for_relatives_comes_first_only_where_the_model_finds_it_likel
 @pytest.fixture
 def rule_decides(fresh_engine):
     """The shared engine with ANSWERABILITY=rule for one test."""
-    kept = fresh_engine.answers.settings
-    fresh_engine.answers.settings = kept.model_copy(update={"answerability": "rule"})
-    yield fresh_engine
-    fresh_engine.answers.settings = kept
+    with deciding_by(fresh_engine, "rule") as engine:
+        yield engine
 
 
 def test_the_rule_declines_an_answer_the_model_is_nearly_sure_is_to_another_question(rule_decides):

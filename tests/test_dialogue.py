@@ -9,6 +9,7 @@ import pytest
 
 from bot.dialogue import DialogueEngine
 from bot.sessions import SQLiteSessionStore
+from tests.helpers_knowledge import deciding_by
 
 
 def conversation(engine, *messages):
@@ -190,10 +191,6 @@ def test_a_long_story_is_searched_for_its_question(message, searched):
 def test_with_the_model_deciding_a_follow_up_keeps_the_thread(fresh_engine, messages, entry):
     """The answerability model was fitted on questions asked on their own; a short follow-up
     inside a conversation is decided as before, not declined or sent to the previous topic."""
-    kept = fresh_engine.answers.settings
-    fresh_engine.answers.settings = kept.model_copy(update={"answerability": "model"})
-    try:
+    with deciding_by(fresh_engine, "model"):
         last = conversation(fresh_engine, *messages)[-1]
-    finally:
-        fresh_engine.answers.settings = kept
     assert last.kind == "answer" and last.sources[0].id == entry
