@@ -234,8 +234,8 @@ class AnswerEngine:
             fitting = next((h for h in result.hits if h.unit.id in preferred and h.dense >= self.thresholds.relevance), None)
             if fitting is not None and (model is None or model.as_likely_as_first(result, assessment.label, fitting)):
                 result.promote(fitting)
-        if assessment.label in ("victim", "relative", "threat"):
-            # Never the evasion entry for someone wronged or asking for someone else; when nothing
+        if assessment.label in ("victim", "relative", "threat", "distress"):
+            # Never the evasion entry for someone wronged, upset or asking for someone else; when nothing
             # fits well, a relative the model is sure of gets the entry the lexicon routes them to.
             evasion_entry = self.lexicon.route("evasion")
             result.hits = [h for h in result.hits if h.unit.id != evasion_entry]

@@ -248,6 +248,15 @@ def test_an_entry_about_credit_cards_only_answers_a_message_that_names_one(fresh
     assert reply.kind == "answer" and any(c.startswith("other-credit-card") for c in cited[:1]) is credit_card_entry, cited
 
 
+def test_someone_upset_whose_words_sound_like_evasion_hears_no_lecture(fresh_engine):
+    """Changing numbers so the collectors stop calling one's parents, said in distress: support and
+    the practical answer, never "I won't help you hide" (the evasion entry as the line after)."""
+    reply = ask(fresh_engine, "我想换个号码 不然催收天天打我爸妈电话 他们都快崩溃了")
+    assert reply.kind == "answer"
+    assert fresh_engine.answers.lexicon.route("evasion") not in [s.id for s in reply.sources]
+    assert "没法帮你躲" not in reply.text
+
+
 @pytest.fixture
 def model_decides(fresh_engine):
     """The shared engine with ANSWERABILITY=model for one test."""
