@@ -62,12 +62,14 @@ def _check_lender_entries(node: yaml.Node, display: str, entry_ids: set[str], pr
     for entry, pattern in mapping_fields(node, display, "lender_entries", problems).items():
         if entry not in entry_ids:
             problems.append(Problem(display, node_line(pattern), f"lender_entries: no knowledge entry '{entry}'"))
-        try:
-            re.compile(scalar_text(pattern) or "")
-        except re.error as exc:
-            problems.append(Problem(display, node_line(pattern), f"lender_entries.{entry}: bad pattern ({exc})"))
-        if not scalar_text(pattern):
+        words = _scalars(pattern)  # one pattern, or a list of them read as alternatives
+        if not words or not all(scalar_text(item) for item in words):
             problems.append(Problem(display, node_line(pattern), f"lender_entries.{entry}: needs the words naming the lender"))
+        for item in words:
+            try:
+                re.compile(scalar_text(item) or "")
+            except re.error as exc:
+                problems.append(Problem(display, node_line(item), f"lender_entries.{entry}: bad pattern ({exc})"))
 
 
 def load_lexicon(path: Path, display: str, entry_ids: set[str], topics: set[str]) -> tuple[Lexicon | None, list[Problem]]:

@@ -120,6 +120,7 @@ def test_the_lexicon_must_name_entries_and_topics_the_knowledge_has(tmp_path):
     text = text.replace("    names: 微粒贷\n", "    names: 微粒贷(\n")
     text = text.replace("    ask: 美团 App 里月付页面的客服\n", "")
     text = text.replace("  other-credit-card: ", "  other-credit-cards: ")
+    text = text.replace("[*bank_card, 停息|挂账|个性化分期]", "[*bank_card, 停息|挂账(]")
     path = tmp_path / "lexicon.yaml"
     path.write_text(text, encoding="utf-8")
     lexicon, problems = load_lexicon(path, "lexicon.yaml", {u.id for u in knowledge.units},
@@ -135,6 +136,8 @@ def test_the_lexicon_must_name_entries_and_topics_the_knowledge_has(tmp_path):
     assert "other_lenders.美团月付: needs 'ask'" in lines.values()
     assert lines[next(i for i, l in enumerate(lines_of, 1) if l.startswith("  other-credit-cards: "))] == \
         "lender_entries: no knowledge entry 'other-credit-cards'"
+    assert lines[next(i for i, l in enumerate(lines_of, 1) if "停息|挂账(" in l)].startswith(
+        "lender_entries.other-credit-card-instalment: bad pattern")
 
 
 # ------------------------------------------------------------------ published with the version
