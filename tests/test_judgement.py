@@ -175,7 +175,7 @@ def test_the_judgement_model_is_published_with_the_version_and_reused_when_uncha
 # Floors, not goals: the goals (accuracy >= 0.95, crisis recall >= 0.98,
 # no victim answered as an evader) are reported by `python -m bot eval`; these are the
 # figures this version reaches on held-out messages, so a change that makes them worse fails.
-HELD_OUT_FLOORS = {"crisis_recall": 0.97, "victim_as_evasion": 0, "accuracy": 0.81}
+HELD_OUT_FLOORS = {"crisis_recall": 0.97, "victim_as_evasion": 0, "accuracy": 0.83}
 
 
 def test_held_out_judgement_holds_its_floors(engine, settings):
