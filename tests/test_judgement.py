@@ -117,7 +117,7 @@ def test_the_lexicon_must_name_entries_and_topics_the_knowledge_has(tmp_path):
     text = text.replace("evasion: evasion-consequences", "evasion: evasion-consequence")
     text = text.replace("crisis: 心理支持", "crisis: 心里支持")
     text = text.replace("  - account-minimum-payment\n", "  - account-minimum-paymnet\n")
-    text = text.replace("    names: 微粒贷\n", "    names: 微粒贷(\n")
+    text = text.replace("    names: 微粒贷|weilidai\n", "    names: 微粒贷|weilidai(\n")
     text = text.replace("    ask: 美团 App 里月付页面的客服\n", "")
     text = text.replace("  other-credit-card: ", "  other-credit-cards: ")
     text = text.replace("[*bank_card, 停息|挂账|个性化分期]", "[*bank_card, 停息|挂账(]")
@@ -132,7 +132,7 @@ def test_the_lexicon_must_name_entries_and_topics_the_knowledge_has(tmp_path):
     assert any("no knowledge entry has topic '心里支持'" in m for m in lines.values())
     lines_of = text.split("\n")
     assert lines[lines_of.index("  - account-minimum-paymnet") + 1] == "alipay_only: no knowledge entry 'account-minimum-paymnet'"
-    assert lines[lines_of.index("    names: 微粒贷(") + 1].startswith("other_lenders.微粒贷: bad pattern")
+    assert lines[lines_of.index("    names: 微粒贷|weilidai(") + 1].startswith("other_lenders.微粒贷: bad pattern")
     assert "other_lenders.美团月付: needs 'ask'" in lines.values()
     assert lines[next(i for i, l in enumerate(lines_of, 1) if l.startswith("  other-credit-cards: "))] == \
         "lender_entries: no knowledge entry 'other-credit-cards'"
