@@ -132,6 +132,26 @@ def test_evasion_words_yield_only_to_a_victim_relative_or_threat_the_model_hears
     assert (judgement.label, judgement.evasion_words) == (label, both)
 
 
+# ------------------------------------------------------------------ offsets don't set a question aside
+@pytest.mark.parametrize("heard, label", [
+    ({"product": 0.53, "vague": 0.27, "distress": 0.2}, "product"),    # the offsets alone made it vague
+    ({"domain": 0.6, "smalltalk": 0.26, "vague": 0.14}, "domain"),
+    ({"distress": 0.41, "vague": 0.3, "product": 0.29}, "distress"),
+    # what the model itself hears stands
+    ({"vague": 0.5, "product": 0.3, "domain": 0.2}, "vague"),
+    ({"smalltalk": 0.45, "domain": 0.35, "vague": 0.2}, "smalltalk"),
+    # an evader is not answered as asked because an offset moved them
+    ({"evasion": 0.5, "vague": 0.3, "domain": 0.2}, "vague"),
+])
+def test_an_offset_alone_never_turns_a_question_into_a_reply_that_asks_it_back(heard, label):
+    offsets = np.zeros(len(LABELS))
+    for name, value in {"product": -1.75, "domain": -1.25, "distress": -1.5, "evasion": -4.0, "vague": -0.5,
+                        "smalltalk": -0.25}.items():
+        offsets[INDEX[name]] = value
+    judge = Judge(_FixedModel(heard), offsets, LEXICON.overrides)
+    assert judge.judge(normalise_query("花呗那个事情问一下"), np.zeros(8, dtype=np.float32)).label == label
+
+
 # ------------------------------------------------------------------ a relative names someone
 @pytest.mark.parametrize("message, label, speaker", [
     ("我儿子欠了花呗 催收天天打给我", "relative", "relative"),

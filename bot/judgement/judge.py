@@ -59,6 +59,11 @@ class Overrides:
 CRISIS_SURE = 0.5
 # Labels the evasion words do not replace when the model itself chose them: read both ways.
 EVASION_WORDS_YIELD_TO = ("victim", "threat", "relative")
+# Replies that set the message's question aside (ask what is meant, chat, decline as off-topic)
+# and the labels whose replies answer it: an offset alone does not move a message from the
+# second kind to the first.
+SETS_QUESTION_ASIDE = ("vague", "smalltalk", "out_of_scope")
+ANSWERED_AS_ASKED = ("product", "domain", "distress", "victim", "relative", "threat")
 # Labels the distress words may replace: never crisis, threat, evasion or relative.
 DISTRESS_OVERRIDABLE = ("victim", "domain", "product", "vague", "smalltalk", "out_of_scope")
 
@@ -106,6 +111,11 @@ class Judge:
             possible_crisis = True
         else:
             possible_crisis = False
+        heard = LABELS[int(np.argmax(probabilities))]  # the model's own call, before the offsets
+        if label in SETS_QUESTION_ASIDE and heard in ANSWERED_AS_ASKED:
+            # The offsets guard the costly mistakes; they are not meant to turn a question the
+            # model hears ("花呗最后一天几点截止": product 0.53, vague 0.27) into a reply that asks it back.
+            label = heard
         if label == "relative" and self.overrides.patterns.get("someone_else") is not None \
                 and not self.overrides.match("someone_else", normalised):
             # A relative names whom the debt is about; "欠了二十万网贷 彻底还不上了" is the borrower.
@@ -135,7 +145,6 @@ class Judge:
             label, rule, risk_from_override = "out_of_scope", "out_of_scope", True
         evasion_words = False
         if label != "crisis" and speaker != "identity_theft" and self.overrides.match("evasion", text):
-            heard = LABELS[int(np.argmax(probabilities))]  # the model's own call, before the offsets
             if speaker == "relative" or (label in EVASION_WORDS_YIELD_TO and label == heard):
                 # "有人发朋友圈说我是老赖": the model hears a victim in words an evader would use.
                 evasion_words = True
