@@ -142,11 +142,15 @@ def test_evasion_words_yield_only_to_a_victim_relative_or_threat_the_model_hears
     ({"smalltalk": 0.45, "domain": 0.35, "vague": 0.2}, "smalltalk"),
     # an evader is not answered as asked because an offset moved them
     ({"evasion": 0.5, "vague": 0.3, "domain": 0.2}, "vague"),
+    # the crisis fallback (below CRISIS_SURE: the crisis lines first) and a relative who names nobody
+    # are answered as the model's own call among the labels left
+    ({"crisis": 0.45, "product": 0.35, "vague": 0.2}, "product"),
+    ({"product": 0.5, "relative": 0.3, "vague": 0.2}, "product"),
 ])
 def test_an_offset_alone_never_turns_a_question_into_a_reply_that_asks_it_back(heard, label):
     offsets = np.zeros(len(LABELS))
     for name, value in {"product": -1.75, "domain": -1.25, "distress": -1.5, "evasion": -4.0, "vague": -0.5,
-                        "smalltalk": -0.25}.items():
+                        "smalltalk": -0.25, "relative": -0.25}.items():
         offsets[INDEX[name]] = value
     judge = Judge(_FixedModel(heard), offsets, LEXICON.overrides)
     assert judge.judge(normalise_query("花呗那个事情问一下"), np.zeros(8, dtype=np.float32)).label == label

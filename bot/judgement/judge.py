@@ -108,14 +108,9 @@ class Judge:
             # 晚上12点前还就行吧" is a question to it); short of both, the crisis risk puts the lines
             # first and the message is answered as what it most likely is besides.
             label, certain = LABELS[self.decide(probabilities, ("crisis",))], True
-            possible_crisis = True
+            possible_crisis, excluded = True, ("crisis",)
         else:
-            possible_crisis = False
-        heard = LABELS[int(np.argmax(probabilities))]  # the model's own call, before the offsets
-        if label in SETS_QUESTION_ASIDE and heard in ANSWERED_AS_ASKED:
-            # The offsets guard the costly mistakes; they are not meant to turn a question the
-            # model hears ("花呗最后一天几点截止": product 0.53, vague 0.27) into a reply that asks it back.
-            label = heard
+            possible_crisis, excluded = False, ()
         if label == "relative" and self.overrides.patterns.get("someone_else") is not None \
                 and not self.overrides.match("someone_else", normalised):
             # A relative names whom the debt is about; "欠了二十万网贷 彻底还不上了" is the borrower.
@@ -123,6 +118,12 @@ class Judge:
             label = LABELS[self.decide(probabilities, excluded)]
             others = np.where(np.isin(LABELS, excluded), -np.inf, probabilities)
             certain = label == LABELS[int(np.argmax(others))]
+        heard = LABELS[int(np.argmax(np.where(np.isin(LABELS, excluded), -np.inf, probabilities)))]
+        if label in SETS_QUESTION_ASIDE and heard in ANSWERED_AS_ASKED:
+            # The model's own call among the labels still open. The offsets guard the costly mistakes;
+            # they are not meant to turn a question the model hears ("花呗最后一天几点截止": product 0.53,
+            # vague 0.27) into a reply that asks it back. (ingest/judgement_build.py fits them without this step.)
+            label, certain = heard, True
         rule = None
         risk_from_override = False
         text = normalised
