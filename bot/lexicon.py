@@ -60,7 +60,7 @@ class Lexicon:
         alipay_only = frozenset(_as_list(data.get("alipay_only") or []))
         lenders = tuple(Lender(str(name), re.compile(str(spec["names"])), str(spec["ask"]))
                         for name, spec in (data.get("other_lenders") or {}).items())
-        lender_entries = {str(k): re.compile(v if isinstance(v, str) else "|".join(map(str, v)))
+        lender_entries = {str(k): re.compile("|".join(map(str, v)) if isinstance(v, list) else str(v))
                           for k, v in (data.get("lender_entries") or {}).items()}
         return cls(routes, topics, speakers, Overrides(patterns), alipay_only, lenders, lender_entries, text)
 

@@ -63,7 +63,8 @@ def _check_lender_entries(node: yaml.Node, display: str, entry_ids: set[str], pr
         if entry not in entry_ids:
             problems.append(Problem(display, node_line(pattern), f"lender_entries: no knowledge entry '{entry}'"))
         words = _scalars(pattern)  # one pattern, or a list of them read as alternatives
-        if not words or not all(scalar_text(item) for item in words):
+        nested = isinstance(pattern, yaml.SequenceNode) and len(words) < len(pattern.value)
+        if not words or nested or not all(scalar_text(item) for item in words):
             problems.append(Problem(display, node_line(pattern), f"lender_entries.{entry}: needs the words naming the lender"))
         for item in words:
             try:

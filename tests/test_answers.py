@@ -218,9 +218,10 @@ def test_a_legal_answer_on_a_secondary_source_gets_one_combined_closing_line(fre
     ("白条逾期一天算逾期吗", "京东金融"),
     ("白条还款日当天几点截止", "京东金融"),
     ("信用卡还清了额度多久恢复", "发卡银行"),
-    ("xyk还清了额度多久恢复", "发卡银行"),          # how people type the names: pinyin initials,
-    ("jd白条还款日当天几点截止", "京东金融"),         # pinyin, English
+    ("jd还款日当天几点截止", "京东金融"),             # how people type the names: initials,
+    ("weilidai还清了额度多久恢复", "微粒贷"),          # pinyin, English
     ("my baitiao is due today, what time is the cutoff", "京东金融"),
+    ("credit card minimum payment, is that overdue", "发卡银行"),
 ])
 def test_another_lenders_rules_are_not_answered_with_alipays(fresh_engine, question, lender_service):
     """Alipay's own rule is not that lender's, and 95188 cannot answer for another company."""
