@@ -40,7 +40,7 @@ from bot.yamlnodes import SAFE_LOADER
 log = logging.getLogger(__name__)
 
 # Bump when the features or the fitting change: the next ingest fits the model again.
-ANSWERABILITY_FORMAT = "answerability-13"  # 13: thresholds from the smoothed cost surface
+ANSWERABILITY_FORMAT = "answerability-14"  # 14: thresholds from the smoothed cost surface
 WRONG_COST = 2.0  # a wrong answer costs as much as this many needless declines
 SMOOTHING = 2  # grid steps (of 0.01) each way over which the threshold cost is averaged
 FOLDS = 5
@@ -168,17 +168,17 @@ def _thresholds(top_p, top_right, answerable, rule) -> tuple[float, float]:
     moved with the last digits of the probabilities (a fresh and an incremental ingest of the
     same knowledge chose 0.67/0.64 and 0.73/0.59). The middle of a good region is stable."""
     grid = np.round(np.arange(0.05, 1.0, 0.01), 2)
-    cost = np.full((len(grid), len(grid)), np.inf)  # [answer_at, veto_at]; veto_at <= answer_at
+    n, h = len(grid), SMOOTHING
+    cost = np.zeros((n, n))  # [answer_at, veto_at]
     for i, answer_at in enumerate(grid):
         for j, veto_at in enumerate(grid[:i + 1]):
             answered = _answered(top_p, rule, answer_at, veto_at)
             cost[i, j] = WRONG_COST * np.sum(answered & ~top_right) + np.sum(~answered & answerable)
+        cost[i, i + 1:] = cost[i, i]  # a veto above answer_at decides as one at answer_at: full windows by the diagonal
     smoothed = np.full_like(cost, np.inf)
-    h = SMOOTHING
-    for i in range(len(grid)):
+    for i in range(n):
         for j in range(i + 1):
-            window = cost[max(0, i - h):i + h + 1, max(0, j - h):j + h + 1]
-            smoothed[i, j] = window[np.isfinite(window)].mean()
+            smoothed[i, j] = cost[max(0, i - h):i + h + 1, max(0, j - h):j + h + 1].mean()
     i, j = np.unravel_index(np.argmin(smoothed), smoothed.shape)  # ties: the lower pair, as before
     return float(grid[i]), float(grid[j])
 
