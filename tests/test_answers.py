@@ -118,6 +118,23 @@ def test_borrowers_most_common_questions_get_their_entry(fresh_engine, question,
     assert reply.sources[0].id in entries
 
 
+@pytest.mark.parametrize("question, entries", [
+    # Quoted in the answerability issue as answered with a different entry.
+    ("我的借呗是不是逾期了", {"account-check-amount"}),
+    ("为啥我花呗显示有逾期", {"account-paid-still-overdue", "credit-dispute", "account-check-amount"}),
+    ("花呗只还了最低还款 剩下的下个月还 算逾期吗", {"account-minimum-payment"}),
+    ("借呗逾期了 我还欠多少钱", {"account-check-amount"}),
+    ("花呗逾期以后要等多久才能再用", {"account-reuse-after-repay"}),
+    ("逾期还清以后花呗多久能恢复使用", {"account-reuse-after-repay"}),
+])
+def test_the_issues_examples_get_the_right_entry_or_an_honest_decline(fresh_engine, question, entries):
+    reply = ask(fresh_engine, question)
+    if reply.kind == "decline":
+        assert "95188" in reply.text
+    else:
+        assert reply.kind == "answer" and reply.sources[0].id in entries, (reply.kind, reply.sources[:1])
+
+
 @pytest.mark.parametrize("message", ["怎么办", "在吗", "？", "逾期了", "花呗 借呗 逾期了"])
 def test_vague_messages_get_one_short_question_with_options(fresh_engine, message):
     reply = ask(fresh_engine, message)
@@ -298,8 +315,11 @@ def rule_decides(fresh_engine):
 
 def test_the_rule_declines_an_answer_the_model_is_nearly_sure_is_to_another_question(rule_decides):
     """From the issue: "我的借呗是不是逾期了" got the 花呗-versus-借呗 entry (a catch-all). With
-    ANSWERABILITY=rule, the store's model overrules that stretch: an honest decline that says where to ask."""
-    reply = ask(rule_decides, "我的借呗是不是逾期了")
+    ANSWERABILITY=rule, the store's model overrules such a stretch where it is nearly sure (here
+    about 0.04 against sure_wrong_below 0.10): an honest decline that says where to ask. The issue's
+    own sentence sits at about 0.13, so the rule alone still answers it with the catch-all; the
+    default setting declines it (test_the_issues_examples_get_the_right_entry_or_an_honest_decline)."""
+    reply = ask(rule_decides, "我的花呗是不是逾期了")
     assert reply.kind == "decline" and "95188" in reply.text
     assert ask(rule_decides, "hb逾期了会上征信吗").kind == "answer"  # a question it answers is still answered
 
