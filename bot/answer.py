@@ -122,24 +122,14 @@ class AnswerEngine:
         return assess(normalised, self.retriever.judge, self.retriever.embedder.query_vector,
                       self.lexicon.overrides)
 
-    def crisis(self, started: float, assessment: Assessment | None = None, message: str = "") -> Outcome:
-        """Crisis lines first. When only the cost-aware calibration made this a crisis (the
-        model alone heard something else), the lines come as a gentle question, and the
-        message's practical question, if the knowledge answers it well, is answered after."""
+    def crisis(self, started: float, assessment: Assessment | None = None) -> Outcome:
+        """Crisis lines first, and nothing else to act on. A crisis only the cost offsets would have
+        made is never labelled one (bot/judgement/judge.py): the crisis risk puts the lines before
+        the message's own answer instead."""
         assessment = assessment or Assessment(label="crisis")
         unit = self.routed("crisis")
         sources = [_source(unit, 1.0)] if unit else []
-        text = texts.CRISIS
-        if not assessment.certain and message:
-            text = texts.CRISIS_CHECK_IN
-            result = self.retriever.search(message, k=3)
-            crisis_topic = self.lexicon.topic("crisis")
-            top = result.top
-            if top is not None and top.unit.topic != crisis_topic and top.unit.source_type == "faq" \
-                    and self.is_confident(result):
-                text += "\n\n" + texts.CRISIS_THEN_ANSWER.format(title=top.unit.title, answer=top.unit.body.strip())
-                sources.append(_source(top.unit, top.dense))
-        reply = Reply(text, "crisis", sources, list(texts.CRISIS_SUGGESTIONS), _ms(started))
+        reply = Reply(texts.CRISIS, "crisis", sources, list(texts.CRISIS_SUGGESTIONS), _ms(started))
         return Outcome(reply, assessment=assessment)
 
     def clarify(self, text: str, started: float, options: list[str] | None = None,
@@ -197,7 +187,7 @@ class AnswerEngine:
             if top is not None and top.question_dense >= self.thresholds.strong:
                 assessment = replace(assessment, label="domain", crisis_risk=True)
         if assessment.crisis:
-            return self.crisis(started, assessment, message)
+            return self.crisis(started, assessment)
         if assessment.empty:
             text = texts.CLARIFY_UPSET if assessment.label == "distress" else texts.CLARIFY_EMPTY  # "😭😭"
             return self.clarify(text, started, assessment=assessment)

@@ -49,7 +49,6 @@ class Assessment:
     greeting: bool = False
     speaker: str | None = None  # "relative" | "identity_theft" | None (the borrower)
     rule: str | None = None
-    certain: bool = True  # see Judgement.certain
     crisis_risk: bool = False  # see Judgement.crisis_risk
     evasion_words: bool = False  # see Judgement.evasion_words
     scores: dict[str, float] = field(default_factory=dict, compare=False)
@@ -115,7 +114,7 @@ def assess(normalised: str, judge: Judge | None, vector, overrides: Overrides | 
             label = "domain"
     return Assessment(label=label, wordless=wordless,
                       greeting=greeting and label in ("smalltalk", "vague"),
-                      speaker=judgement.speaker, rule=rule, certain=judgement.certain,
+                      speaker=judgement.speaker, rule=rule,
                       crisis_risk=judgement.crisis_risk, evasion_words=judgement.evasion_words,
                       scores=judgement.scores)
 

@@ -268,10 +268,14 @@ def normalise_query(text: str) -> str:
     return calendar_months(text)
 
 
+_LATIN = re.compile(r"[a-z]")
+_HAN = re.compile(r"[\u4e00-\u9fff]")
+
+
 def mostly_english(text: str) -> bool:
     """Written mostly in Latin letters ("collectors keep calling me at 2am"): few of the labelled
     questions the answerability model was fitted on are."""
-    return len(re.findall(r"[a-z]", text.lower())) > 2 * len(re.findall(r"[\u4e00-\u9fff]", text))
+    return len(_LATIN.findall(text.lower())) > 2 * len(_HAN.findall(text))
 
 
 def english_expansion(text: str) -> list[str]:

@@ -14,14 +14,8 @@ CRISIS = (
     "也可以告诉身边一个信任的人，请他现在陪着你。\n\n"
     "欠款的事是可以一步一步处理的，不必一个人扛。等你愿意的时候，我可以陪你看看怎么和平台协商还款。"
 )
-# When the message only might mean danger: ask, with the same lines, then go on.
-CRISIS_CHECK_IN = (
-    "我想先问问你：你现在安全吗？如果你有伤害自己的念头，请现在就联系能帮你的人：\n" + CRISIS_LINES + "\n\n"
-    "如果只是被这些事压得太累，这也很正常。欠款的事可以一步一步处理，你不用一个人扛。"
-)
 # Before any reply to a message that might hint at self-harm (bot/judgement: crisis risk).
 CRISIS_RISK_LINE = "先说一句：如果你有伤害自己的念头，请马上打 12356（全国心理援助热线）或 110，你不用一个人扛。\n\n"
-CRISIS_THEN_ANSWER = "关于你问的“{title}”：\n{answer}"
 CRISIS_SUGGESTIONS = ["逾期了很焦虑怎么办", "还不上钱怎么和平台协商"]
 
 NO_EVASION_HELP_LINE = "另外说一句：如果是想躲开催收、不还这笔钱，这个我帮不了，拖下去通常会更糟；能还多少就主动和平台商量多少，是更稳的路。"

@@ -331,7 +331,7 @@ def test_only_a_relative_the_model_is_sure_of_gets_the_relatives_entry_when_noth
     offsets made it a relative, so "you don't owe it" (the relatives' entry) must not be its answer."""
     from bot.safety import Assessment
 
-    heard = Assessment(label="relative", speaker="relative", certain=relative_p >= 0.5,
+    heard = Assessment(label="relative", speaker="relative",
                        scores={"relative": relative_p, "distress": 1 - relative_p})
     monkeypatch.setattr(model_decides.answers, "assess", lambda normalised: heard)
     reply = ask(model_decides, "他这个事我不知道该怎么弄")  # no entry fits it

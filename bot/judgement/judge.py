@@ -30,9 +30,6 @@ class Judgement:
     confidence: float = 1.0
     rule: str | None = None  # the lexicon override that decided, if any
     speaker: str | None = None  # "relative" | "identity_theft" | None (the borrower)
-    # False when only the cost-aware offsets made this the label (the model alone
-    # preferred another): a possible crisis is asked about gently, not assumed.
-    certain: bool = True
     # Not labelled a crisis, but close enough that the crisis lines come first anyway
     # (one line before the answer): the crisis detector calibrated at ingest flags it.
     crisis_risk: bool = False
@@ -101,13 +98,13 @@ class Judge:
         probabilities = self.model.probabilities(vector, features)
         scores = {label: round(float(p), 4) for label, p in zip(LABELS, probabilities)}
         label = LABELS[self.decide(probabilities)]
-        certain = label == LABELS[int(np.argmax(probabilities))]
-        if label == "crisis" and (not certain or probabilities[LABELS.index("crisis")] < CRISIS_SURE or (
+        crisis = LABELS.index("crisis")
+        if label == "crisis" and (int(np.argmax(probabilities)) != crisis or probabilities[crisis] < CRISIS_SURE or (
                 self.crisis_detector is not None and not self.at_risk(vector, features, probabilities))):
             # A crisis label is the model's own call, and the crisis detector's too ("hb今天最后一天
             # 晚上12点前还就行吧" is a question to it); short of both, the crisis risk puts the lines
             # first and the message is answered as what it most likely is besides.
-            label, certain = LABELS[self.decide(probabilities, ("crisis",))], True
+            label = LABELS[self.decide(probabilities, ("crisis",))]
             possible_crisis, excluded = True, ("crisis",)
         else:
             possible_crisis, excluded = False, ()
@@ -116,19 +113,18 @@ class Judge:
             # A relative names whom the debt is about; "欠了二十万网贷 彻底还不上了" is the borrower.
             excluded = ("relative", "crisis")
             label = LABELS[self.decide(probabilities, excluded)]
-            others = np.where(np.isin(LABELS, excluded), -np.inf, probabilities)
-            certain = label == LABELS[int(np.argmax(others))]
+        # The model's own call among the labels still open, before the offsets.
         heard = LABELS[int(np.argmax(np.where(np.isin(LABELS, excluded), -np.inf, probabilities)))]
         if label in SETS_QUESTION_ASIDE and heard in ANSWERED_AS_ASKED:
-            # The model's own call among the labels still open. The offsets guard the costly mistakes;
-            # they are not meant to turn a question the model hears ("花呗最后一天几点截止": product 0.53,
-            # vague 0.27) into a reply that asks it back. (ingest/judgement_build.py fits them without this step.)
-            label, certain = heard, True
+            # The offsets guard the costly mistakes; they are not meant to turn a question the model hears
+            # ("花呗最后一天几点截止": product 0.53, vague 0.27) into a reply that asks it back.
+            # (ingest/judgement_build.py fits them without this step.)
+            label = heard
         rule = None
         risk_from_override = False
         text = normalised
         if self.overrides.match("crisis", text):
-            label, rule, certain = "crisis", "crisis", True
+            label, rule = "crisis", "crisis"
         speaker = None
         if self.overrides.match("identity_theft", text):
             speaker = "identity_theft"
@@ -160,7 +156,7 @@ class Judge:
         elif label == "out_of_scope" and has_domain_word(text):
             label = "product"  # names 花呗, 借呗, 征信...: about the product, not about something else
         risk = label != "crisis" and (possible_crisis or risk_from_override or self.at_risk(vector, features, probabilities))
-        return Judgement(label, scores.get(label, 0.0), rule, speaker, certain, risk, evasion_words, scores)
+        return Judgement(label, scores.get(label, 0.0), rule, speaker, risk, evasion_words, scores)
 
     # --- persistence (published with each store version) ------------------------------
     def to_bytes(self) -> bytes:
