@@ -156,6 +156,19 @@ def test_an_offset_alone_never_turns_a_question_into_a_reply_that_asks_it_back(h
     assert judge.judge(normalise_query("花呗那个事情问一下"), np.zeros(8, dtype=np.float32)).label == label
 
 
+# ------------------------------------------------------------------ off-topic, unless a debt is named
+@pytest.mark.parametrize("message, label", [
+    ("花呗在拼多多上能用吗", "product"),          # names the product: about the product
+    ("借呗的额度在哪里看", "product"),
+    ("支付宝人工客服电话多少", "product"),        # Alipay's own service
+    ("老板拖欠工资三个月 怎么起诉他", "out_of_scope"),
+    ("信用卡怎么办理 哪家银行好批", "out_of_scope"),
+])
+def test_an_off_topic_call_stands_unless_the_message_names_a_debt(message, label):
+    judge = Judge(_FixedModel({"out_of_scope": 0.6, "product": 0.4}), np.zeros(len(LABELS)), LEXICON.overrides)
+    assert judge.judge(normalise_query(message), np.zeros(8, dtype=np.float32)).label == label
+
+
 # ------------------------------------------------------------------ a relative names someone
 @pytest.mark.parametrize("message, label, speaker", [
     ("我儿子欠了花呗 催收天天打给我", "relative", "relative"),

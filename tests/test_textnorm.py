@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from bot.safety import has_topic_word
-from bot.textnorm import mostly_english, normalise_query, parse_overdue, stage_tag
+from bot.textnorm import mostly_english, names_a_debt, normalise_query, parse_overdue, stage_tag
 
 NORMALISED = [
     ("花被逾期了", "花呗逾期了"),
@@ -98,6 +98,23 @@ TOPIC = [
 @pytest.mark.parametrize("typed, expected", TOPIC)
 def test_has_topic_word(typed, expected):
     assert has_topic_word(normalise_query(typed)) is expected
+
+
+@pytest.mark.parametrize("typed, debt", [
+    ("花呗在拼多多上能用吗", True),
+    ("借呗逾期了 额度还有吗", True),
+    ("信用卡逾期三个月了", True),       # an everyday word with a debt word
+    ("网贷还不上了", True),
+    ("my huabei is overdue", True),
+    ("how do i stop collectors calling", True),
+    ("支付宝人工客服电话多少", True),     # Alipay's own service: asked by borrowers
+    ("老板拖欠工资三个月 怎么起诉他", False),
+    ("信用卡怎么办理 哪家银行好批", False),
+    ("想借点钱装修 哪个银行的装修贷利息低", False),
+    ("which bridge in chongqing has the best night view", False),
+])
+def test_names_a_debt_not_only_everyday_money_or_law_words(typed, debt):
+    assert names_a_debt(normalise_query(typed)) is debt
 
 
 @pytest.mark.parametrize("typed, english", [

@@ -19,7 +19,7 @@ import numpy as np
 from bot.judgement.features import message_features
 from bot.judgement.labels import LABELS
 from bot.judgement.models import MODELS, CrisisDetector
-from bot.textnorm import has_domain_word
+from bot.textnorm import has_domain_word, names_a_debt
 
 log = logging.getLogger(__name__)
 
@@ -153,7 +153,7 @@ class Judge:
                 label, rule = "evasion", "evasion"
         elif label != "crisis" and self.overrides.match("out_of_scope", text) and not has_domain_word(text):
             label, rule = "out_of_scope", "out_of_scope"
-        elif label == "out_of_scope" and has_domain_word(text):
+        elif label == "out_of_scope" and names_a_debt(text):
             label = "product"  # names 花呗, 借呗, 征信...: about the product, not about something else
         risk = label != "crisis" and (possible_crisis or risk_from_override or self.at_risk(vector, features, probabilities))
         return Judgement(label, scores.get(label, 0.0), rule, speaker, risk, evasion_words, scores)
