@@ -229,7 +229,8 @@ class AnswerEngine:
             # fits well, a relative the model is sure of gets the entry the lexicon routes them to.
             evasion_entry = self.lexicon.route("evasion")
             result.hits = [h for h in result.hits if h.unit.id != evasion_entry]
-            if not self.is_confident(result, assessment.label) and assessment.sure("relative"):
+            if not self.is_confident(result, assessment.label) and assessment.sure("relative") \
+                    and self._plausible(result, self.lexicon.route("relative"), assessment.label):
                 return self._routed_answer("relative", "", result, started, assessment)
         if assessment.rule == "distress" or assessment.sure("distress"):
             # Upset: the support entry (with its helplines) first and the practical match in
@@ -266,7 +267,9 @@ class AnswerEngine:
             first, second = decision.options
             return self.clarify(texts.CLARIFY_BETWEEN, started, [first.unit.title, second.unit.title], assessment, unsure=True)
         if decision.action == "decline":
-            domain = has_domain_word(result.normalised) or assessment.label in ("product", "domain")
+            # Someone asking for a relative, wronged or threatened is in debt trouble whatever words they use.
+            domain = has_domain_word(result.normalised) or assessment.label in (
+                "product", "domain", "relative", "victim", "threat")
             text = texts.DECLINE_NOT_IN_KNOWLEDGE if domain else texts.DECLINE_OUT_OF_SCOPE
             return self.decline(text, started, assessment, result, unsure=True)
         if decision.options:  # two close entries: the likelier first, the other in one line
@@ -282,6 +285,13 @@ class AnswerEngine:
             if alternative is not None:
                 result.promote(alternative)
         return self._compose(result, slots, started, assessment)
+
+    def _plausible(self, result: RetrievalResult, entry: str | None, label: str) -> bool:
+        """`entry` is among the matches and as likely as a choice of two needs (the store's model):
+        the contacts entry ("you don't owe it") would answer a guarantor wrongly."""
+        index = next((i for i, h in enumerate(result.hits) if h.unit.id == entry), None)
+        fitted = self.retriever.answerability
+        return index is not None and (fitted is None or fitted.likelihood(result, label, index) >= fitted.clarify_at)
 
     def _prefer_stage(self, result: RetrievalResult, prefer_tag: str | None, stage_asked: bool) -> bool:
         """Put the entry for the person's stage of overdue (`prefer_tag`) first, see respond().

@@ -131,6 +131,11 @@ def test_the_issues_examples_get_the_right_entry_or_an_honest_decline(fresh_engi
     reply = ask(fresh_engine, question)
     if reply.kind == "decline":
         assert "95188" in reply.text
+    elif reply.kind == "clarify":
+        # A choice of two is acceptable when the right entry is one of them (as `bot eval` counts it):
+        # the person taps it. Two wrong ones are not.
+        titles = {uid: unit.title for uid, unit in fresh_engine.retriever.units.items()}
+        assert any(titles[uid] in reply.suggestions for uid in entries), reply.suggestions
     else:
         assert reply.kind == "answer" and reply.sources[0].id in entries, (reply.kind, reply.sources[:1])
 
@@ -324,16 +329,27 @@ def test_the_rule_declines_an_answer_the_model_is_nearly_sure_is_to_another_ques
     assert ask(rule_decides, "hb逾期了会上征信吗").kind == "answer"  # a question it answers is still answered
 
 
-@pytest.mark.parametrize("relative_p, routed", [(0.8, True), (0.2, False)])
-def test_only_a_relative_the_model_is_sure_of_gets_the_relatives_entry_when_nothing_fits(
-        model_decides, monkeypatch, relative_p, routed):
-    """"这个月工资没发 借呗要逾期了 怎么跟他们说" is the borrower (他们: the lender); only the cost
-    offsets made it a relative, so "you don't owe it" (the relatives' entry) must not be its answer."""
+@pytest.mark.parametrize("message, relative_p, relatives_entry_given", [
+    ("朋友借网贷填了我的电话 现在催收让我还", 0.8, True),    # what the relatives' entry is for
+    ("我室友跑了 催收天天打我让我还", 0.8, True),
+    # A relative whose question that entry does not answer is not told "you don't owe it":
+    ("我给朋友的网贷签了担保 他不还 我要替他还吗", 0.8, False),  # a guarantor may owe it
+    ("他这个事我不知道该怎么弄", 0.8, False),                    # nothing fits at all
+    ("他这个事我不知道该怎么弄", 0.2, False),
+])
+def test_a_relative_gets_the_relatives_entry_only_where_it_answers_them(
+        model_decides, monkeypatch, message, relative_p, relatives_entry_given):
+    """The relatives' entry ("you don't owe it, collectors may only collect from the borrower") was the
+    fallback for every relative the model was sure of; on the tuning questions it then answered 28
+    that it does not fit (guarantors, spouses asking about their own credit) for 1 it fits. It is
+    given where it is among the matches and plausible; otherwise the usual decision (often a decline)."""
     from bot.safety import Assessment
 
     heard = Assessment(label="relative", speaker="relative",
                        scores={"relative": relative_p, "distress": 1 - relative_p})
     monkeypatch.setattr(model_decides.answers, "assess", lambda normalised: heard)
-    reply = ask(model_decides, "他这个事我不知道该怎么弄")  # no entry fits it
+    reply = ask(model_decides, message)
     relatives_entry = model_decides.answers.lexicon.route("relative")
-    assert (reply.kind == "answer" and reply.sources[0].id == relatives_entry) is routed
+    assert (reply.kind == "answer" and reply.sources[0].id == relatives_entry) is relatives_entry_given
+    if reply.kind == "decline":
+        assert "95188" in reply.text or "12378" in reply.text
