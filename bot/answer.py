@@ -226,7 +226,7 @@ class AnswerEngine:
                 result.promote(fitting)
         if assessment.label in ("victim", "relative", "threat", "distress"):
             # Never the evasion entry for someone wronged, upset or asking for someone else; when nothing
-            # fits well, a relative the model is sure of gets the entry the lexicon routes them to.
+            # fits well, a relative the model is sure of gets the entry the lexicon routes them to if it is plausible.
             evasion_entry = self.lexicon.route("evasion")
             result.hits = [h for h in result.hits if h.unit.id != evasion_entry]
             if not self.is_confident(result, assessment.label) and assessment.sure("relative") \
@@ -267,9 +267,8 @@ class AnswerEngine:
             first, second = decision.options
             return self.clarify(texts.CLARIFY_BETWEEN, started, [first.unit.title, second.unit.title], assessment, unsure=True)
         if decision.action == "decline":
-            # Someone asking for a relative, wronged or threatened is in debt trouble whatever words they use.
-            domain = has_domain_word(result.normalised) or assessment.label in (
-                "product", "domain", "relative", "victim", "threat")
+            # Someone asking about a relative's debt is told where to ask, whatever words they use.
+            domain = has_domain_word(result.normalised) or assessment.label in ("product", "domain", "relative")
             text = texts.DECLINE_NOT_IN_KNOWLEDGE if domain else texts.DECLINE_OUT_OF_SCOPE
             return self.decline(text, started, assessment, result, unsure=True)
         if decision.options:  # two close entries: the likelier first, the other in one line
@@ -287,11 +286,12 @@ class AnswerEngine:
         return self._compose(result, slots, started, assessment)
 
     def _plausible(self, result: RetrievalResult, entry: str | None, label: str) -> bool:
-        """`entry` is among the matches and as likely as a choice of two needs (the store's model):
-        the contacts entry ("you don't owe it") would answer a guarantor wrongly."""
-        index = next((i for i, h in enumerate(result.hits) if h.unit.id == entry), None)
-        fitted = self.retriever.answerability
-        return index is not None and (fitted is None or fitted.likelihood(result, label, index) >= fitted.clarify_at)
+        """`entry` is a match at least as likely as a choice of two needs (the store's model, in either
+        setting: a routing, not the answer decision); without a model, a good dense match."""
+        index, fitted = next((i for i, h in enumerate(result.hits) if h.unit.id == entry), None), self.retriever.answerability
+        if index is None or fitted is None:
+            return index is not None and result.hits[index].dense >= self.thresholds.relevance
+        return fitted.likelihood(result, label, index) >= fitted.clarify_at
 
     def _prefer_stage(self, result: RetrievalResult, prefer_tag: str | None, stage_asked: bool) -> bool:
         """Put the entry for the person's stage of overdue (`prefer_tag`) first, see respond().

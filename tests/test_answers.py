@@ -118,22 +118,22 @@ def test_borrowers_most_common_questions_get_their_entry(fresh_engine, question,
     assert reply.sources[0].id in entries
 
 
-@pytest.mark.parametrize("question, entries", [
+@pytest.mark.parametrize("question, entries, choice_allowed", [
     # Quoted in the answerability issue as answered with a different entry.
-    ("我的借呗是不是逾期了", {"account-check-amount"}),
-    ("为啥我花呗显示有逾期", {"account-paid-still-overdue", "credit-dispute", "account-check-amount"}),
-    ("花呗只还了最低还款 剩下的下个月还 算逾期吗", {"account-minimum-payment"}),
-    ("借呗逾期了 我还欠多少钱", {"account-check-amount"}),
-    ("花呗逾期以后要等多久才能再用", {"account-reuse-after-repay"}),
-    ("逾期还清以后花呗多久能恢复使用", {"account-reuse-after-repay"}),
+    # A known gap: since realistic round 10 this one gets a choice that offers its entry second, after
+    # the catch-all the issue named (other-huabei-vs-jiebei); better than the catch-all's answer, not yet right.
+    ("我的借呗是不是逾期了", {"account-check-amount"}, True),
+    ("为啥我花呗显示有逾期", {"account-paid-still-overdue", "credit-dispute", "account-check-amount"}, False),
+    ("花呗只还了最低还款 剩下的下个月还 算逾期吗", {"account-minimum-payment"}, False),
+    ("借呗逾期了 我还欠多少钱", {"account-check-amount"}, False),
+    ("花呗逾期以后要等多久才能再用", {"account-reuse-after-repay"}, False),
+    ("逾期还清以后花呗多久能恢复使用", {"account-reuse-after-repay"}, False),
 ])
-def test_the_issues_examples_get_the_right_entry_or_an_honest_decline(fresh_engine, question, entries):
+def test_the_issues_examples_get_the_right_entry_or_an_honest_decline(fresh_engine, question, entries, choice_allowed):
     reply = ask(fresh_engine, question)
     if reply.kind == "decline":
         assert "95188" in reply.text
-    elif reply.kind == "clarify":
-        # A choice of two is acceptable when the right entry is one of them (as `bot eval` counts it):
-        # the person taps it. Two wrong ones are not.
+    elif reply.kind == "clarify" and choice_allowed:
         titles = {uid: unit.title for uid, unit in fresh_engine.retriever.units.items()}
         assert any(titles[uid] in reply.suggestions for uid in entries), reply.suggestions
     else:
@@ -323,7 +323,7 @@ def test_the_rule_declines_an_answer_the_model_is_nearly_sure_is_to_another_ques
     ANSWERABILITY=rule, the store's model overrules such a stretch where it is nearly sure (here
     about 0.04 against sure_wrong_below 0.10): an honest decline that says where to ask. The issue's
     own sentence sits at about 0.13, so the rule alone still answers it with the catch-all; the
-    default setting declines it (test_the_issues_examples_get_the_right_entry_or_an_honest_decline)."""
+    default setting offers a choice (test_the_issues_examples_get_the_right_entry_or_an_honest_decline)."""
     reply = ask(rule_decides, "我的花呗是不是逾期了")
     assert reply.kind == "decline" and "95188" in reply.text
     assert ask(rule_decides, "hb逾期了会上征信吗").kind == "answer"  # a question it answers is still answered
@@ -332,6 +332,8 @@ def test_the_rule_declines_an_answer_the_model_is_nearly_sure_is_to_another_ques
 @pytest.mark.parametrize("message, relative_p, relatives_entry_given", [
     ("朋友借网贷填了我的电话 现在催收让我还", 0.8, True),    # what the relatives' entry is for
     ("我室友跑了 催收天天打我让我还", 0.8, True),
+    ("我是他室友 他搬走了 催收找来宿舍要人", 0.8, True),    # no confident match: the fallback gives it
+    ("我是他室友 他搬走了 催收找来宿舍要人", 0.2, False),   # only to a relative the model is sure of
     # A relative whose question that entry does not answer is not told "you don't owe it":
     ("我给朋友的网贷签了担保 他不还 我要替他还吗", 0.8, False),  # a guarantor may owe it
     ("他这个事我不知道该怎么弄", 0.8, False),                    # nothing fits at all
