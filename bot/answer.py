@@ -226,7 +226,7 @@ class AnswerEngine:
                 result.promote(fitting)
         if assessment.label in ("victim", "relative", "threat", "distress"):
             # Never the evasion entry for someone wronged, upset or asking for someone else; when nothing
-            # fits well, a relative the model is sure of gets the entry the lexicon routes them to if it is plausible.
+            # fits well, a relative the model is sure of gets the lexicon's entry for them, if plausible.
             evasion_entry = self.lexicon.route("evasion")
             result.hits = [h for h in result.hits if h.unit.id != evasion_entry]
             if not self.is_confident(result, assessment.label) and assessment.sure("relative") \
@@ -288,7 +288,8 @@ class AnswerEngine:
     def _plausible(self, result: RetrievalResult, entry: str | None, label: str) -> bool:
         """`entry` is a match at least as likely as a choice of two needs (the store's model, in either
         setting: a routing, not the answer decision); without a model, a good dense match."""
-        index, fitted = next((i for i, h in enumerate(result.hits) if h.unit.id == entry), None), self.retriever.answerability
+        fitted = self.retriever.answerability
+        index = next((i for i, h in enumerate(result.hits) if h.unit.id == entry), None)
         if index is None or fitted is None:
             return index is not None and result.hits[index].dense >= self.thresholds.relevance
         return fitted.likelihood(result, label, index) >= fitted.clarify_at
