@@ -317,7 +317,7 @@ def has_domain_word(normalised: str) -> bool:
 
 
 # Domain words that name everyday money or law as much as a debt in trouble ("老板拖欠工资怎么
-# 起诉他", "信用卡怎么办理", "装修贷利息低", "蚂蚁森林能量怎么收"): alone they do not make a message
+# 起诉他", "信用卡怎么办理", "装修贷利息低", "蚂蚁庄园今天的答案是啥"): alone they do not make a message
 # that sounds off-topic a question about one's debt. Words with no everyday use here (继承, 金融监管,
 # lpr, 上门...) still count, and so does 支付宝: borrowers ask for its service line.
 EVERYDAY_WORDS = frozenset({
