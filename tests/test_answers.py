@@ -311,6 +311,19 @@ def test_the_entry_for_relatives_comes_first_only_where_the_model_finds_it_likel
     assert (reply.sources[0].id == fresh_engine.answers.lexicon.route("relative")) is relatives_entry
 
 
+@pytest.mark.parametrize("message", [
+    "我替表哥的贷款签了担保 现在他联系不上了 银行要我还",
+    "帮我同学做了担保 他现在不还钱了 银行打电话让我还",
+])
+def test_a_guarantor_hears_that_the_guarantee_may_bind_them_not_that_they_owe_nothing(fresh_engine, message):
+    """A guarantor signed something: unlike a contact, they may owe it. They were told "不用" by the
+    contacts' entry or declined; their own entry says the contract decides and where to ask."""
+    reply = ask(fresh_engine, message)
+    assert reply.kind == "answer" and reply.sources[0].id == "family-guarantor"
+    assert "担保合同" in reply.text and "95188" in reply.text
+    assert not reply.text.startswith("不用")
+
+
 @pytest.fixture
 def rule_decides(fresh_engine):
     """The shared engine with ANSWERABILITY=rule for one test."""
