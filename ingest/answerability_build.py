@@ -40,7 +40,7 @@ from bot.yamlnodes import SAFE_LOADER
 log = logging.getLogger(__name__)
 
 # Bump when the features or the fitting change: the next ingest fits the model again.
-ANSWERABILITY_FORMAT = "answerability-14"  # 14: thresholds from the smoothed cost surface
+ANSWERABILITY_FORMAT = "answerability-15"  # 15: PAIR_PRECISION below the flat precision curve
 WRONG_COST = 2.0  # a wrong answer costs as much as this many needless declines
 SMOOTHING = 2  # grid steps (of 0.01) each way over which the threshold cost is averaged
 FOLDS = 5
@@ -49,7 +49,7 @@ FOLDS = 5
 CLARIFY_PRECISION = 0.7
 # Answer the likelier of two close entries (naming the other) instead of asking which is meant
 # only where, out-of-fold, it is right at least this share of the time (of at least SURE_MIN).
-PAIR_PRECISION = 0.8
+PAIR_PRECISION = 0.75
 # With ANSWERABILITY=rule, the model declines the rule's answer only where, out-of-fold, at
 # least this share of the answers it would decline are to a different question.
 SURE_WRONG_PRECISION = 0.95
