@@ -415,6 +415,44 @@ def test_a_reply_that_is_not_a_reply_fails_the_turn(tmp_path):
     assert result.conversations[0].turns[0].error == "the engine returned str, not a Reply"
 
 
+ANSWER_OR_CHOICE = """\
+name: 答案或二选一
+turns:
+  - user: 催收打给我同事
+    expect:
+      not_contains: [一定会起诉]
+      one_of:
+        - {kind: answer, cites: [collection-contacts]}
+        - {kind: clarify, suggests_any: [打电话给家人]}
+"""
+
+
+@pytest.mark.parametrize("reply, passes", [
+    (Reply(text="只向你本人催收", kind="answer", sources=[Source("collection-contacts", "t", 1.0)]), True),
+    (Reply(text="你问的是哪一个", kind="clarify", suggestions=["会不会打电话给家人和通讯录联系人", "催收把我欠钱的事告诉了别人"]),
+     True),
+    # An answer from the other entry, a choice without the expected one, a check beside one_of failing:
+    (Reply(text="泄露隐私", kind="answer", sources=[Source("boundaries-disclosure", "t", 1.0)]), False),
+    (Reply(text="你问的是哪一个", kind="clarify", suggestions=["催收把我欠钱的事告诉了别人", "上门催收"]), False),
+    (Reply(text="一定会起诉", kind="answer", sources=[Source("collection-contacts", "t", 1.0)]), False),
+])
+def test_one_of_passes_a_turn_that_matches_any_alternative(tmp_path, reply, passes):
+    """A question that sits between two entries may fairly get either entry's answer or a choice
+    offering it (as `bot eval` counts a choice); one_of says so without dropping the checks."""
+    fixture = write(tmp_path, "alt.yaml", ANSWER_OR_CHOICE)
+    result = run_replay([fixture], transport=lambda cid, text: reply)
+    turn = result.conversations[0].turns[0]
+    assert (result.exit_code == 0) is passes, turn.problems
+    if not passes and reply.kind == "clarify":
+        assert "matches none of the alternatives" in turn.problems[0] and "打电话给家人" in turn.problems[0]
+
+
+def test_one_of_must_be_a_list_of_checks(tmp_path, capsys):
+    path = write(tmp_path, "bad.yaml", "name: x\nturns:\n  - user: a\n    expect: {one_of: answer}\n")
+    code, out = replay(capsys, path)
+    assert code == 2 and f"{path}:4: " in out and "one_of must be a non-empty list of checks" in out
+
+
 # --- --via telegram: the real Telegram front end against the fake Bot API -------------------------
 
 VIA_TELEGRAM = ["telegram-start.yaml", "reset-clears-context.yaml", "bad-input-control-characters.yaml"]

@@ -20,7 +20,8 @@ TRANSCRIPT_SUFFIX = ".transcript.yaml"
 
 CONVERSATION_KEYS = ("name", "description", "turns")
 TURN_KEYS = ("user", "expect")
-EXPECT_KEYS = ("kind", "contains_any", "contains_all", "not_contains", "cites", "suggestions_min")
+EXPECT_KEYS = ("kind", "contains_any", "contains_all", "not_contains", "cites", "suggestions_min", "suggests_any",
+               "one_of")
 
 
 class FixtureError(Exception):
@@ -41,6 +42,10 @@ class Expect:
     not_contains: tuple[str, ...] = ()
     cites: tuple[str, ...] = ()
     suggestions_min: int | None = None
+    suggests_any: tuple[str, ...] = ()  # a suggestion (button) contains one of these
+    # Alternatives, each a whole set of checks; the turn passes if one of them does (with the
+    # checks beside `one_of`). For a reply that may fairly be an answer or a choice of two.
+    one_of: tuple["Expect", ...] = ()
 
     def describe(self) -> str:
         parts = []
@@ -56,6 +61,10 @@ class Expect:
             parts.append(f"cites {bracket_list(self.cites)}")
         if self.suggestions_min is not None:
             parts.append(f"at least {self.suggestions_min} suggestions")
+        if self.suggests_any:
+            parts.append(f"suggests any of {bracket_list(self.suggests_any)}")
+        if self.one_of:
+            parts.append("one of: " + " | ".join(f"({alternative.describe()})" for alternative in self.one_of))
         return "; ".join(parts) or "(no checks)"
 
 
@@ -134,6 +143,11 @@ class _Parser:
                 if not isinstance(number, int) or isinstance(number, bool) or number < 0:
                     raise self.error(value, "suggestions_min must be a whole number >= 0")
                 values[key] = number
+                continue
+            if key == "one_of":
+                if not isinstance(value, yaml.SequenceNode) or not value.value:
+                    raise self.error(value, "one_of must be a non-empty list of checks")
+                values[key] = tuple(self.expect(item) for item in value.value)
                 continue
             values[key] = self.texts(value, key)
             if key == "kind":

@@ -157,6 +157,13 @@ def check_reply(expect: Expect, reply: Any) -> list[str]:
         problems.append(
             f"{len(reply.suggestions)} suggestion(s), expected at least {expect.suggestions_min}"
         )
+    if expect.suggests_any and not any(_contains(s, n) for s in reply.suggestions for n in expect.suggests_any):
+        problems.append(f"no suggestion contains any of {bracket_list(expect.suggests_any)}")
+    if expect.one_of:
+        failures = [check_reply(alternative, reply) for alternative in expect.one_of]
+        if all(failures):
+            problems.append("matches none of the alternatives: "
+                            + " | ".join(f"({'; '.join(f)})" for f in failures))
     return problems
 
 
