@@ -278,10 +278,16 @@ def mostly_english(text: str) -> bool:
     return len(_LATIN.findall(text.lower())) > 2 * len(_HAN.findall(text))
 
 
+_ENGLISH_WORD = re.compile(r"[a-z]+")
+
+
+def english_words(normalised: str) -> list[str]:
+    return _ENGLISH_WORD.findall(normalised)
+
+
 def english_expansion(text: str) -> list[str]:
     """Chinese keywords for the English words in a (normalised) query."""
-    words = re.findall(r"[a-z]+", text)
-    return [ENGLISH_TERMS[w] for w in words if w in ENGLISH_TERMS]
+    return [ENGLISH_TERMS[w] for w in english_words(text) if w in ENGLISH_TERMS]
 
 
 def keyword_expansion(normalised: str) -> list[str]:
@@ -331,7 +337,7 @@ ENGLISH_DEBT_WORDS = frozenset({"overdue", "collector", "collectors", "debt", "o
 def names_a_debt(normalised: str) -> bool:
     """DOMAIN_WORDS without EVERYDAY_WORDS (花呗, 逾期, 催收, 征信, 欠款, 支付宝...), or an English debt word."""
     return any(word in normalised for word in DOMAIN_WORDS if word not in EVERYDAY_WORDS) \
-        or any(word in ENGLISH_DEBT_WORDS for word in re.findall(r"[a-z]+", normalised))
+        or any(word in ENGLISH_DEBT_WORDS for word in english_words(normalised))
 
 
 # ----------------------------------------------------------------- tokeniser
