@@ -30,13 +30,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bot.embeddings import Embedder, get_embedder  # noqa: E402
-from bot.eval_judgement import label_metrics  # noqa: E402
-from bot.judgement.judge import Judge  # noqa: E402
-from bot.judgement.labels import LABELS  # noqa: E402
-from ingest.crisis_build import build_crisis_detector  # noqa: E402
-from ingest.judgement_build import (DENSE_SCALE, calibrate_offsets, design_matrix, embed_by_length,  # noqa: E402
-                                    fit_linear, out_of_fold_probabilities)
+from ingest.judgement_build import featurise  # noqa: E402
 from ingest.judgement_data import load_labelled_messages  # noqa: E402
+from judgement_compare import evaluate_features  # noqa: E402  (bench/)
 
 
 class E5SmallEmbedder(Embedder):
@@ -65,44 +61,29 @@ def embedders() -> dict[str, Embedder]:
 
 
 def judgement_rows() -> tuple[list[str], dict]:
-    from bot.judgement.features import message_features
-    from bot.judgement.labels import INDEX
-    from bot.textnorm import normalise_query
-
     messages, problems = load_labelled_messages(ROOT / "knowledge" / "judgement")
     if problems:
         raise SystemExit("\n".join(map(str, problems)))
     parts = {side: [m for m in messages if m.held_out == (side == "held_out")] for side in ("tuning", "held_out")}
-    texts = {side: [normalise_query(m.text) for m in part] for side, part in parts.items()}
-    grams = {side: [message_features(t) for t in texts[side]] for side in parts}
-    labels = {side: np.array([INDEX[m.label] for m in parts[side]]) for side in parts}
-    vectors: dict[str, dict[str, np.ndarray]] = {}
+    features: dict[str, dict] = {}  # embedding -> part -> (vectors, ngrams, labels)
     seconds: dict[str, float] = {}
     for name, embedder in embedders().items():
         started = time.perf_counter()
-        vectors[name] = {side: embed_by_length(texts[side], embedder) for side in parts}
-        seconds[name] = (time.perf_counter() - started) / sum(len(t) for t in texts.values()) * 1000
-    designs = {name: [name] for name in vectors}
-    if len(vectors) > 1:
-        designs["both"] = list(vectors)
+        features[name] = {side: featurise(part, embedder) for side, part in parts.items()}
+        seconds[name] = (time.perf_counter() - started) / len(messages) * 1000
+    designs = {name: [name] for name in features}
+    if len(features) > 1:
+        designs["both"] = list(features)
+
+    def joined(names: list[str], side: str):
+        """The views of one part with the embeddings of `names` side by side."""
+        _, ngrams, labels = features[names[0]][side]
+        return np.hstack([features[n][side][0] for n in names]), ngrams, labels
+
     results = {}
     for design, names in designs.items():
-        v = {side: np.hstack([vectors[n][side] for n in names]) for side in parts}
-        model = fit_linear(v["tuning"], grams["tuning"], labels["tuning"])
-        offsets = calibrate_offsets(out_of_fold_probabilities("linear", v["tuning"], grams["tuning"],
-                                                              labels["tuning"]), labels["tuning"])
-        detector = build_crisis_detector(design_matrix(v["tuning"], grams["tuning"]), labels["tuning"],
-                                         dimension=v["tuning"].shape[1], dense_scale=DENSE_SCALE)
-        judge = Judge(model, offsets, crisis_detector=detector)
-        held = list(zip(v["held_out"], grams["held_out"]))
-        probabilities = [model.probabilities(vector, g) for vector, g in held]
-        predicted = [judge.decide(p) for p in probabilities]
-        lines_first = [LABELS[p] == "crisis" or judge.at_risk(vector, g, q)
-                       for p, (vector, g), q in zip(predicted, held, probabilities)]
-        truth = labels["held_out"]
-        metrics = label_metrics([(LABELS[t], LABELS[p]) for t, p in zip(truth, predicted)], lines_first)
-        metrics["first_label_accuracy"] = float(np.mean(np.argmax(probabilities, axis=1) == truth))
-        metrics["encode_ms"] = sum(seconds[n] for n in names)
+        metrics = evaluate_features("linear", joined(names, "tuning"), joined(names, "held_out"))
+        metrics["featurise_ms"] = sum(seconds[n] for n in names)
         results[" + ".join(names)] = metrics
         print(design, {k: metrics[k] for k in ("accuracy", "first_label_accuracy", "crisis_recall")}, flush=True)
     counts = {side: len(part) for side, part in parts.items()}
@@ -112,10 +93,10 @@ def judgement_rows() -> tuple[list[str], dict]:
              "(what the bot uses: no victim, threat, relative or crisis in the tuning part taken for "
              "an evader, missed crises costlier). Without the lexicon's overrides.", "",
              "| embedding | first label accuracy | accuracy | crisis lines first | victim → evasion "
-             "| protected → evasion | encode ms / message |", "|---|---|---|---|---|---|---|"]
+             "| protected → evasion | ms / message to embed and featurise |", "|---|---|---|---|---|---|---|"]
     for name, m in results.items():
         lines.append(f"| {name} | {m['first_label_accuracy']:.3f} | {m['accuracy']:.3f} | {m['crisis_recall']:.3f} | "
-                     f"{m['victim_as_evasion']} | {m['protected_as_evasion']} | {m['encode_ms']:.1f} |")
+                     f"{m['victim_as_evasion']} | {m['protected_as_evasion']} | {m['featurise_ms']:.1f} |")
     return lines, results
 
 
@@ -160,8 +141,8 @@ def reading(results: dict) -> list[str]:
             f"by its own first choice and {m['accuracy']:.3f} with the offsets that protect victims and people "
             "in crisis; the target is 0.95. bench/judgement_learning_curve.py shows out-of-fold accuracy "
             "growing by two to four points per doubling of the labelled messages.",
-            *([f"- Encoding a message with multilingual-e5-small costs "
-               f"{results['multilingual-e5-small']['encode_ms']:.0f} ms of the 30 ms warm-answer p95 on its "
+            *([f"- Embedding and featurising a message with multilingual-e5-small costs "
+               f"{results['multilingual-e5-small']['featurise_ms']:.0f} ms of the 30 ms warm-answer p95 on its "
                "own (measured in batches here), so it is not used even where it helps."]
               if "multilingual-e5-small" in results else []),
             "- The answer decision can only choose among retrieval's matches: 'best with the first' is "
